@@ -1,0 +1,179 @@
+"""`sophia-mcp` command line: serve, sandbox, tools."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import anyio
+from pydantic import ValidationError
+
+from sophia_mcp import __version__
+from sophia_mcp.config import ENV_PREFIX, Settings, UnknownSetting, load_settings
+from sophia_mcp.registry import ToolSpec, all_tools, select_tools, split_names
+
+log = logging.getLogger("sophia_mcp")
+
+
+class UsageError(Exception):
+    pass
+
+
+def add_selection_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--toolsets", help="comma-separated platforms whose tools to expose (default: all)")
+    parser.add_argument("--tools", help="comma-separated tool names to expose (alone: only these)")
+    parser.add_argument("--exclude-tools", help="comma-separated tool names to hide")
+    parser.add_argument(
+        "--read-only",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="expose only tools that do not write (default: on; --no-read-only allows writes)",
+    )
+    parser.add_argument("--allow-writes", dest="read_only", action="store_false", help="same as --no-read-only")
+
+
+def selected_tools(args: argparse.Namespace) -> list[ToolSpec]:
+    try:
+        return select_tools(
+            all_tools(),
+            toolsets=split_names(args.toolsets),
+            tools=split_names(args.tools),
+            exclude_tools=split_names(args.exclude_tools),
+            read_only=args.read_only,
+        )
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+
+
+def settings_or_exit(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except UnknownSetting as exc:
+        raise UsageError(str(exc)) from None
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors():
+            name = ENV_PREFIX + "_".join(str(p) for p in error["loc"]).upper() if error["loc"] else "settings"
+            lines.append(f"  {name}: {error['msg']}")
+        raise UsageError("invalid configuration:\n" + "\n".join(lines)) from None
+
+
+async def serve(args: argparse.Namespace) -> None:
+    from sophia_mcp.app import create_app, is_loopback
+    from sophia_mcp.server import build_mcp_server
+    from sophia_mcp.service import Service
+
+    specs = selected_tools(args)
+    async with contextlib.AsyncExitStack() as stack:
+        overrides: dict[str, Any] = {}
+        if args.demo:
+            from sophia_mcp.sandbox import demo_settings, running_sandbox
+
+            base_url, _ = await stack.enter_async_context(running_sandbox(port=args.sandbox_port))
+            overrides = demo_settings(base_url)
+            log.info("demo mode: sandbox of all platforms at %s", base_url)
+        settings = settings_or_exit(**overrides)
+        service = Service(settings)
+        mcp_server = build_mcp_server(service, specs)
+        if args.transport == "stdio":
+            await service.start()
+            try:
+                await mcp_server.run_stdio_async()
+            finally:
+                await service.aclose()
+            return
+
+        import uvicorn
+
+        if not is_loopback(args.host) and not settings.api_keys:
+            raise UsageError(
+                f"refusing to serve HTTP on {args.host} without authentication: set SOPHIA_API_KEYS "
+                "(comma-separated keys), or bind to 127.0.0.1"
+            )
+        app = create_app(service, mcp_server, specs, host=args.host)
+        config = uvicorn.Config(
+            app,
+            host=args.host,
+            port=args.port,
+            log_level="warning",
+            access_log=False,
+            timeout_graceful_shutdown=25,
+        )
+        server = uvicorn.Server(config)
+        print(f"sophia-mcp {__version__}: MCP at http://{args.host}:{args.port}/mcp, REST at /api/v4", file=sys.stderr)
+        await server.serve()
+
+
+async def sandbox(args: argparse.Namespace) -> None:
+    from sophia_mcp.sandbox import demo_settings, running_sandbox
+
+    async with running_sandbox(host=args.host, port=args.port) as (base_url, _):
+        print(f"sophia-mcp sandbox at {base_url} (Ctrl-C to stop)")
+        print("Point sophia-mcp (or a platform's official client) at it with these settings:")
+        for name, value in demo_settings(base_url).items():
+            print(f"{ENV_PREFIX}{name.upper()}={value}")
+        sys.stdout.flush()
+        await anyio.sleep_forever()
+
+
+def tools_command(args: argparse.Namespace) -> None:
+    specs = selected_tools(args)
+    if args.format == "json":
+        from sophia_mcp.rest import tool_summary
+
+        print(json.dumps([tool_summary(s) for s in specs], indent=2))
+    else:
+        print(tools_markdown(specs))
+
+
+def tools_markdown(specs: list[ToolSpec]) -> str:
+    lines = ["| Tool | Toolset | What it does | Writes |", "|---|---|---|---|"]
+    for s in specs:
+        lines.append(f"| `{s.name}` | {s.toolset} | {s.title} | {'no' if s.read_only else 'yes'} |")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sophia-mcp", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"sophia-mcp {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    p = commands.add_parser("serve", help="run the MCP server (stdio by default, or streamable HTTP + REST)")
+    p.add_argument("--transport", choices=["stdio", "http"], default="stdio")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--demo", action="store_true", help="serve the built-in sandbox of all seven platforms")
+    p.add_argument("--sandbox-port", type=int, default=0, help="port of the demo sandbox (default: a free one)")
+    add_selection_flags(p)
+
+    p = commands.add_parser("sandbox", help="run the sandbox of all seven platform APIs alone")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8900)
+
+    p = commands.add_parser("tools", help="print the tool catalogue for the given selection")
+    p.add_argument("--format", choices=["markdown", "json"], default="markdown")
+    add_selection_flags(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        if args.command == "tools":
+            tools_command(args)
+        elif args.command == "serve":
+            anyio.run(serve, args, backend_options={"use_uvloop": True})
+        elif args.command == "sandbox":
+            anyio.run(sandbox, args, backend_options={"use_uvloop": True})
+    except UsageError as exc:
+        print(f"sophia-mcp: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,111 @@
+"""The REST shim for dashboards: the same service functions as the MCP tools, as JSON over HTTP.
+
+Errors are RFC 9457 problem+json documents with a stable `type`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from sophia_mcp.errors import BadInput, SophiaError
+from sophia_mcp.models import ProjectStatus
+from sophia_mcp.registry import ToolSpec
+from sophia_mcp.service import PlatformProjects, PlatformStatusInput, Service, StatusOutput
+
+PRINCIPAL_SCOPE_KEY = "sophia.principal"
+
+
+class JSONBytes(Response):
+    media_type = "application/json"
+
+
+def problem_response(error: SophiaError, instance: str) -> Response:
+    headers = {}
+    retry_after = error.extra.get("retry_after")
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, round(float(retry_after))))
+    return Response(
+        json.dumps(error.problem(instance)),
+        status_code=error.status,
+        media_type="application/problem+json",
+        headers=headers,
+    )
+
+
+class ProjectsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    limit: Annotated[int, Field(ge=1, le=200)] = 50
+    cursor: str | None = None
+    status: ProjectStatus | None = None
+    fresh: bool = False
+
+
+def parse_query(model: type[BaseModel], request: Request) -> Any:
+    params = dict(request.query_params)
+    try:
+        return model.model_validate(params)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'query'}: {e['msg']}" for e in exc.errors())
+        allowed = ", ".join(model.model_fields)
+        raise BadInput(f"bad query parameters ({problems}). Allowed parameters: {allowed}.") from None
+
+
+def routes(service: Service, specs: list[ToolSpec]) -> list[Route]:
+    async def projects(request: Request) -> Response:
+        platform = request.path_params["platform"]
+        try:
+            query = parse_query(ProjectsQuery, request)
+            fresh = query.fresh or "no-cache" in request.headers.get("cache-control", "")
+            service.connector(platform)  # unknown platform: 404 before anything else
+
+            async def call() -> PlatformProjects:
+                return await service.platform_projects(
+                    platform, status=query.status, limit=query.limit, cursor=query.cursor, fresh=fresh
+                )
+
+            result = await service.observe(
+                f"rest:{platform}.projects",
+                query.model_dump(exclude_defaults=True),
+                call,
+                transport="rest",
+                principal=request.scope.get(PRINCIPAL_SCOPE_KEY),
+            )
+        except SophiaError as exc:
+            return problem_response(exc, request.url.path)
+        return JSONBytes(result.model_dump_json())
+
+    async def platforms(request: Request) -> Response:
+        async def call() -> StatusOutput:
+            return await service.platform_status(PlatformStatusInput())
+
+        result = await service.observe(
+            "rest:platforms", {}, call, transport="rest", principal=request.scope.get(PRINCIPAL_SCOPE_KEY)
+        )
+        assert isinstance(result, StatusOutput)
+        return JSONBytes(result.model_dump_json())
+
+    async def tools(request: Request) -> Response:
+        return JSONBytes(json.dumps({"tools": [tool_summary(s) for s in specs]}))
+
+    return [
+        Route("/api/v4/mcp/platforms", platforms, methods=["GET"]),
+        Route("/api/v4/mcp/tools", tools, methods=["GET"]),
+        Route("/api/v4/mcp/{platform}/projects", projects, methods=["GET"]),
+    ]
+
+
+def tool_summary(spec: ToolSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "toolset": spec.toolset,
+        "title": spec.title,
+        "read_only": spec.read_only,
+        "description": spec.description,
+    }

@@ -1,0 +1,478 @@
+"""The service layer: one function per operation, behind both the MCP tools and the REST shim.
+
+Every call passes here once: connector lookup, configuration check, cache, size budget, metrics
+and audit. The fronts only translate (JSON-RPC or HTTP) in and out.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import anyio
+import httpx2
+from pydantic import Field
+
+from connectors import load_connector_modules
+from connectors.base import Connector, decode_cursor, encode_cursor
+from sophia_mcp import metrics
+from sophia_mcp.cache import Cache, CacheKey
+from sophia_mcp.config import PLATFORMS, Settings
+from sophia_mcp.errors import BadInput, SophiaError, UnknownPlatform
+from sophia_mcp.models import Freshness, Model, Project, ProjectPage, ProjectStatus, SearchHit, Source, ToolOutput
+from sophia_mcp.registry import CORE_TOOLSET, Cursor, ToolInput, ToolSpec
+
+log = logging.getLogger("sophia_mcp")
+
+MAX_RESULT_CHARS = 40_000  # about 10k tokens: a list result larger than this is cut, and says so
+
+Platform = Literal["linear", "asana", "notion", "hubspot", "gong", "slack", "github"]
+
+#: Called with (done, total, message) during slow fan-outs; set by the MCP front for progress.
+progress_reporter: ContextVar[Callable[[float, float, str], Awaitable[None]] | None] = ContextVar(
+    "progress_reporter", default=None
+)
+
+AuditSink = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class PlatformOutcome(Model):
+    count: int = 0
+    source: Source | None = None
+    fetched_at: datetime | None = None
+    age_seconds: float | None = None
+    error: str | None = Field(default=None, description="Why this platform's part failed; other platforms still answered.")
+    error_type: str | None = None
+
+
+class ProjectsOutput(ToolOutput):
+    projects: list[Project]
+    next_cursor: str | None = None
+    platforms: dict[str, PlatformOutcome] = Field(
+        description="Per platform: how many projects came back, from where, or the error that kept them out."
+    )
+
+
+class PlatformProjects(ToolOutput):
+    platform: str
+    projects: list[Project]
+    next_cursor: str | None = None
+
+
+class SearchOutput(ToolOutput):
+    hits: list[SearchHit]
+    platforms: dict[str, PlatformOutcome]
+
+
+class Hits(ToolOutput):
+    hits: list[SearchHit]
+
+
+class PlatformState(Model):
+    platform: str
+    title: str
+    configured: bool
+    missing_settings: list[str]
+    base_url: str | None
+    circuit: str
+    tools: int
+    check: str | None = Field(default=None, description="Result of a live credential check, when asked for.")
+
+
+class StatusOutput(ToolOutput):
+    platforms: list[PlatformState]
+
+
+PlatformList = Annotated[
+    list[Platform] | None,
+    Field(description="Platforms to include; default: every configured platform."),
+]
+
+
+class ListProjectsInput(ToolInput):
+    platforms: PlatformList = None
+    status: Annotated[
+        ProjectStatus | None, Field(description="Only projects with this normalised status.")
+    ] = None
+    limit: Annotated[int, Field(ge=1, le=200, description="Total projects to return, split across platforms.")] = 50
+    cursor: Cursor = None
+
+
+class SearchInput(ToolInput):
+    query: Annotated[str, Field(min_length=1, max_length=500, description="Words to look for.")]
+    platforms: PlatformList = None
+    limit: Annotated[int, Field(ge=1, le=50, description="Hits per platform.")] = 10
+
+
+class PlatformStatusInput(ToolInput):
+    check: Annotated[
+        bool, Field(description="Also make one cheap authenticated call per configured platform.")
+    ] = False
+
+
+class Service:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        transports: Mapping[str, httpx2.AsyncBaseTransport] | None = None,
+        cache: Cache | None = None,
+        audit: AuditSink | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cache = cache or Cache()
+        self.audit = audit
+        self.connectors: dict[str, Connector] = {}
+        self.tool_counts: dict[str, int] = {}
+        for module in load_connector_modules():
+            cls: type[Connector] = module.CONNECTOR
+            self.connectors[cls.platform] = cls(settings, (transports or {}).get(cls.platform))
+            self.tool_counts[cls.platform] = len(module.TOOLS)
+
+    async def start(self) -> None:
+        await self.cache.start()
+
+    async def readiness_problems(self) -> list[str]:
+        """Why this replica should not take traffic yet; empty when ready."""
+        return await self.cache.readiness_problems()
+
+    async def aclose(self) -> None:
+        for connector in self.connectors.values():
+            await connector.aclose()
+        await self.cache.aclose()
+
+    # -- lookup -------------------------------------------------------------------------------
+
+    def connector(self, platform: str) -> Connector:
+        try:
+            return self.connectors[platform]
+        except KeyError:
+            raise UnknownPlatform(
+                f"unknown platform {platform!r}; use one of: {', '.join(self.connectors)}"
+            ) from None
+
+    def configured_platforms(self) -> list[str]:
+        return [p for p, c in self.connectors.items() if c.configured]
+
+    # -- the one read path ---------------------------------------------------------------------
+
+    async def read(
+        self,
+        connector: Connector,
+        operation: str,
+        arguments: Mapping[str, Any],
+        fetch: Callable[[], Awaitable[Any]],
+        model: type[Any],
+        *,
+        fresh: bool = False,
+    ) -> tuple[Any, Freshness]:
+        connector.require_configured()
+        key = CacheKey(
+            platform=connector.platform,
+            operation=operation,
+            arguments=json.dumps(arguments, sort_keys=True, default=str, separators=(",", ":")),
+            credential=connector.credential_identity(),
+        )
+        return await self.cache.read(key, fetch, model, fresh=fresh)
+
+    async def observe(
+        self,
+        name: str,
+        arguments: Mapping[str, Any],
+        call: Callable[[], Awaitable[ToolOutput]],
+        *,
+        transport: str,
+        principal: str | None = None,
+    ) -> ToolOutput:
+        """Metrics and audit around one call, whichever front it came through."""
+        started = time.perf_counter()
+        outcome, source = "ok", None
+        try:
+            result = await call()
+            source = result.source
+            return result
+        except SophiaError as exc:
+            outcome = exc.type
+            raise
+        except Exception:
+            outcome = "internal"
+            raise
+        finally:
+            elapsed = time.perf_counter() - started
+            metrics.TOOL_CALLS.labels(name, outcome).inc()
+            metrics.TOOL_CALL_DURATION.labels(name).observe(elapsed)
+            if self.audit is not None:
+                await self.audit(
+                    {
+                        "at": datetime.now(UTC).isoformat(),
+                        "principal": principal or "anonymous",
+                        "transport": transport,
+                        "tool": name,
+                        "arguments": dict(arguments),
+                        "outcome": outcome,
+                        "duration_ms": round(elapsed * 1000, 2),
+                        "source": source,
+                    }
+                )
+
+    async def invoke(
+        self, spec: ToolSpec, args: ToolInput, *, transport: str = "mcp", principal: str | None = None
+    ) -> ToolOutput:
+        """Run one tool: the MCP front calls this for every tool."""
+        arguments = args.model_dump(mode="json", exclude_defaults=True)
+
+        async def call() -> ToolOutput:
+            if spec.toolset == CORE_TOOLSET:
+                output = await spec.handler(self, args)
+            else:
+                connector = self.connector(spec.toolset)
+                if spec.cacheable:
+                    output, freshness = await self.read(
+                        connector, spec.name, arguments, lambda: spec.handler(connector, args), spec.output_model
+                    )
+                    output = output.with_freshness(freshness)
+                else:
+                    output = await spec.handler(connector, args)
+            return fit_to_budget(output)
+
+        return await self.observe(spec.name, arguments, call, transport=transport, principal=principal)
+
+    # -- operations ----------------------------------------------------------------------------
+
+    async def platform_projects(
+        self,
+        platform: str,
+        *,
+        status: ProjectStatus | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        fresh: bool = False,
+    ) -> PlatformProjects:
+        """One platform's projects: the REST shim's `/api/v4/mcp/{platform}/projects`."""
+        connector = self.connector(platform)
+        arguments = {"status": status, "limit": limit, "cursor": cursor}
+        page, freshness = await self.read(
+            connector,
+            "list_projects",
+            arguments,
+            lambda: connector.list_projects(status, limit, cursor),
+            ProjectPage,
+            fresh=fresh,
+        )
+        return PlatformProjects(platform=platform, projects=page.items, next_cursor=page.next_cursor).with_freshness(
+            freshness
+        )  # type: ignore[return-value]
+
+    def _targets(self, platforms: list[str] | None) -> tuple[list[str], dict[str, PlatformOutcome]]:
+        """The platforms to fan out to, and an outcome for each one left out (never silently)."""
+        skipped: dict[str, PlatformOutcome] = {}
+        if platforms:
+            for p in platforms:
+                self.connector(p)
+            return list(dict.fromkeys(platforms)), skipped
+        targets = []
+        for p, c in self.connectors.items():
+            if c.configured:
+                targets.append(p)
+            else:
+                skipped[p] = PlatformOutcome(
+                    error=f"not configured: set {' and '.join(c.missing_settings())}", error_type="not-configured"
+                )
+        return targets, skipped
+
+    async def fan_out(
+        self, targets: list[str], call: Callable[[str], Awaitable[ToolOutput]]
+    ) -> dict[str, ToolOutput | SophiaError]:
+        """Run `call` for every platform at once; one platform's failure never fails the others."""
+        results: dict[str, ToolOutput | SophiaError] = {}
+        report = progress_reporter.get()
+
+        async def one(platform: str) -> None:
+            try:
+                results[platform] = await call(platform)
+            except SophiaError as exc:
+                results[platform] = exc
+            except Exception as exc:  # a connector bug must not take the other platforms down
+                log.exception("%s failed unexpectedly", platform)
+                results[platform] = SophiaError(f"{platform} failed unexpectedly ({type(exc).__name__})")
+            if report is not None:
+                await report(len(results), len(targets), f"{platform} done")
+
+        async with anyio.create_task_group() as tg:
+            for platform in targets:
+                tg.start_soon(one, platform)
+        return {p: results[p] for p in targets}
+
+    async def list_projects(self, args: ListProjectsInput) -> ProjectsOutput:
+        cursors = decode_cursor("*", args.cursor) if args.cursor else {}
+        requested = args.platforms or (list(cursors) if cursors else None)
+        targets, outcomes = self._targets(requested)
+        if cursors:  # a later page: only the platforms that still have more
+            targets = [p for p in targets if p in cursors]
+        per_platform = max(1, args.limit // max(1, len(targets)))
+
+        async def one(platform: str) -> ToolOutput:
+            return await self.platform_projects(
+                platform, status=args.status, limit=per_platform, cursor=cursors.get(platform)
+            )
+
+        projects: list[Project] = []
+        next_cursors: dict[str, str] = {}
+        sources: list[ToolOutput] = []
+        for platform, result in (await self.fan_out(targets, one)).items():
+            if isinstance(result, SophiaError):
+                outcomes[platform] = PlatformOutcome(error=result.message, error_type=result.type)
+                continue
+            assert isinstance(result, PlatformProjects)
+            projects.extend(result.projects)
+            sources.append(result)
+            if result.next_cursor:
+                next_cursors[platform] = result.next_cursor
+            outcomes[platform] = PlatformOutcome(
+                count=len(result.projects),
+                source=result.source,
+                fetched_at=result.fetched_at,
+                age_seconds=result.age_seconds,
+            )
+        return ProjectsOutput(
+            projects=projects,
+            next_cursor=encode_cursor("*", next_cursors) if next_cursors else None,
+            platforms={p: outcomes[p] for p in PLATFORMS if p in outcomes},
+            **combined_freshness(sources),
+        )
+
+    async def search(self, args: SearchInput) -> SearchOutput:
+        targets, outcomes = self._targets(args.platforms)
+
+        async def one(platform: str) -> ToolOutput:
+            connector = self.connector(platform)
+            arguments = {"query": args.query, "limit": args.limit}
+
+            async def fetch() -> Hits:
+                return Hits(hits=await connector.search(args.query, args.limit))
+
+            hits, freshness = await self.read(connector, "search", arguments, fetch, Hits)
+            return hits.with_freshness(freshness)
+
+        hits: list[SearchHit] = []
+        sources: list[ToolOutput] = []
+        for platform, result in (await self.fan_out(targets, one)).items():
+            if isinstance(result, SophiaError):
+                outcomes[platform] = PlatformOutcome(error=result.message, error_type=result.type)
+                continue
+            assert isinstance(result, Hits)
+            hits.extend(result.hits)
+            sources.append(result)
+            outcomes[platform] = PlatformOutcome(count=len(result.hits), source=result.source)
+        return SearchOutput(
+            hits=hits, platforms={p: outcomes[p] for p in PLATFORMS if p in outcomes}, **combined_freshness(sources)
+        )
+
+    async def platform_status(self, args: PlatformStatusInput) -> StatusOutput:
+        checks: dict[str, str] = {}
+        if args.check:
+
+            async def one(platform: str) -> ToolOutput:
+                checks[platform] = "ok: " + await self.connector(platform).check()
+                return ToolOutput()
+
+            for platform, result in (await self.fan_out(self.configured_platforms(), one)).items():
+                if isinstance(result, SophiaError):
+                    checks[platform] = f"failed: {result.message}"
+        return StatusOutput(
+            platforms=[
+                PlatformState(
+                    platform=p,
+                    title=c.title,
+                    configured=c.configured,
+                    missing_settings=c.missing_settings(),
+                    base_url=c.base_url,
+                    circuit=c.breaker.state,
+                    tools=self.tool_counts[p],
+                    check=checks.get(p),
+                )
+                for p, c in self.connectors.items()
+            ],
+            fetched_at=datetime.now(UTC),
+        )
+
+
+def combined_freshness(parts: list[ToolOutput]) -> dict[str, Any]:
+    """The freshness of a merged result is that of its oldest part."""
+    if not parts:
+        return {"source": "live", "fetched_at": datetime.now(UTC), "age_seconds": 0.0}
+    rank = {"live": 0, "cache": 1, "stale": 2}
+    worst = max(parts, key=lambda p: (rank[p.source], p.age_seconds))
+    reasons = sorted({p.stale_reason for p in parts if p.stale_reason})
+    return {
+        "source": worst.source,
+        "fetched_at": min((p.fetched_at for p in parts if p.fetched_at), default=None),
+        "age_seconds": worst.age_seconds,
+        "stale_reason": "; ".join(reasons) or None,
+    }
+
+
+def fit_to_budget(output: ToolOutput, max_chars: int = MAX_RESULT_CHARS) -> ToolOutput:
+    """Cut the longest list in a result until it fits the budget, and say so plainly."""
+    size = len(output.model_dump_json(exclude_none=True))
+    if size <= max_chars:
+        return output
+    lists = {name: value for name, value in output if isinstance(value, list) and value}
+    if not lists:
+        return output
+    name, items = max(lists.items(), key=lambda kv: len(kv[1]))
+    keep = max(1, int(len(items) * max_chars / size * 0.9))
+    while keep > 1 and len(output.model_copy(update={name: items[:keep]}).model_dump_json(exclude_none=True)) > max_chars:
+        keep = int(keep * 0.8)
+    return output.model_copy(
+        update={
+            name: items[:keep],
+            "truncated": True,
+            "note": f"Showing {keep} of {len(items)} {name} to stay within the response size budget; "
+            "ask for fewer (limit), narrow the filters, or page with the cursor.",
+        }
+    )
+
+
+def _core(name: str, title: str, description: str, input_model: type[ToolInput], output_model: type[ToolOutput],
+          method: Callable[[Service, Any], Awaitable[ToolOutput]]) -> ToolSpec:
+    return ToolSpec(name, CORE_TOOLSET, title, description, input_model, output_model, method)
+
+
+CORE_TOOLS: list[ToolSpec] = [
+    _core(
+        "list_projects",
+        "List projects across platforms",
+        "List projects from every configured platform at once (Linear and Asana projects, Notion data sources, "
+        "HubSpot deals, Gong workspaces, Slack channels, GitHub Projects and repositories), each with its URL and "
+        "a normalised status (planned, active, paused, completed, canceled, unknown). Filter by platforms and "
+        "status. A platform that fails is reported under `platforms` with the reason; the others still answer. "
+        "Pass `next_cursor` back as `cursor` for more.",
+        ListProjectsInput,
+        ProjectsOutput,
+        Service.list_projects,
+    ),
+    _core(
+        "search",
+        "Search across platforms",
+        "Full-text search across the configured platforms (issues, pull requests, messages, tasks, pages, deals, "
+        "calls). Returns hits with title, URL and a snippet; per-platform failures are listed under `platforms`.",
+        SearchInput,
+        SearchOutput,
+        Service.search,
+    ),
+    _core(
+        "platform_status",
+        "Platform status",
+        "Which platforms are configured, which settings are missing, and whether each is healthy (circuit "
+        "breaker state). With check=true, also verifies each platform's credentials with one cheap call.",
+        PlatformStatusInput,
+        StatusOutput,
+        Service.platform_status,
+    ),
+]

@@ -1,0 +1,146 @@
+"""Linear: connector against the sandbox, and both checked against Linear's published schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import graphql
+import pytest
+from inline_snapshot import snapshot
+from mcp import Client
+
+from connectors import linear
+from sophia_mcp.errors import BadInput, NotFound, RateLimited, UpstreamUnauthorized, UpstreamUnavailable
+from sophia_mcp.sandbox import Fault
+from sophia_mcp.sandbox.linear import API_KEY
+from tests.conftest import Sandbox
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def linear_schema(specs_dir: Path) -> graphql.GraphQLSchema:
+    return graphql.build_schema((specs_dir / "linear" / "linear.schema.graphql").read_text())
+
+
+@pytest.mark.parametrize("document", linear.QUERIES, ids=lambda d: d.split("(")[0].split()[-1])
+def test_every_query_the_connector_can_send_validates_against_linears_schema(
+    document: str, linear_schema: graphql.GraphQLSchema
+) -> None:
+    assert graphql.validate(linear_schema, graphql.parse(document)) == []
+
+
+async def test_requests_sent_while_using_every_tool_are_documented_graphql(
+    sandbox: Sandbox, mcp_client: Client, linear_schema: graphql.GraphQLSchema
+) -> None:
+    project_id = (await mcp_client.call_tool("list_projects", {"platforms": ["linear"]})).structured_content[
+        "projects"
+    ][0]["id"]
+    calls = {
+        "linear_list_issues": {"team": "AUT", "state": "started", "assignee": "ben", "limit": 5},
+        "linear_get_issue": {"id": "AUT-1"},
+        "linear_get_project": {"id": project_id},
+        "linear_list_teams": {},
+        "linear_search_issues": {"query": "telemetry"},
+    }
+    for name, arguments in calls.items():
+        result = await mcp_client.call_tool(name, arguments)
+        assert not result.is_error, (name, result.content)
+
+    requests = sandbox.transport.requests("linear")
+    assert len(requests) >= len(calls) + 1
+    for request in requests:
+        assert (request.method, request.url.path) == ("POST", "/linear/graphql")
+        assert request.headers["authorization"] == API_KEY  # personal API keys go without "Bearer"
+        body = json.loads(request.content)
+        errors = graphql.validate(linear_schema, graphql.parse(body["query"]))
+        assert errors == [], body["query"]
+
+
+async def test_projects_page_through_all_fourteen_with_normalised_status(sandbox: Sandbox) -> None:
+    connector = sandbox.service().connector("linear")
+    seen, cursor = [], None
+    while True:
+        page = await connector.list_projects(None, 5, cursor)
+        seen.extend(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == len({p.id for p in seen}) == 14
+    assert {p.status for p in seen} == {"planned", "active", "paused", "completed", "canceled"}
+    first = seen[0]
+    assert first.model_dump(exclude={"id", "url", "created_at", "updated_at"}) == snapshot(
+        {
+            "platform": "linear",
+            "name": "Fleet Navigation v2",
+            "status": "active",
+            "status_raw": "In Progress",
+            "owner": "Ben Lindqvist",
+            "team": "Autonomy",
+            "description": "Rebuild path planning for mixed indoor/outdoor fleets.",
+            "start_date": "2026-07-23",
+            "target_date": "2026-12-20",
+            "progress": 0.62,
+        }
+    )
+    assert first.url is not None and first.url.startswith("https://linear.app/northwind/project/")
+
+
+async def test_status_filter_is_applied_by_linear_not_after_the_fact(sandbox: Sandbox) -> None:
+    page = await sandbox.service().connector("linear").list_projects("paused", 50, None)
+    assert [p.name for p in page.items] == ["Underground Haulage"]
+    body = json.loads(sandbox.transport.requests("linear")[-1].content)
+    assert body["variables"]["filter"] == {"status": {"type": {"in": ["paused"]}}}
+
+
+async def test_issue_filters_narrow_the_list(mcp_client: Client) -> None:
+    result = await mcp_client.call_tool("linear_list_issues", {"team": "PLT", "state": "completed", "limit": 50})
+    issues = result.structured_content["issues"]
+    assert issues and all(i["team"] == "PLT" and i["state_type"] == "completed" for i in issues)
+    assert all("description" not in i or i["description"] is None for i in issues)
+
+
+async def test_a_wrong_api_key_says_which_setting_to_fix(sandbox: Sandbox) -> None:
+    connector = sandbox.service(linear_api_key="lin_api_wrong").connector("linear")
+    with pytest.raises(UpstreamUnauthorized, match="SOPHIA_LINEAR_API_KEY"):
+        await connector.list_projects(None, 5, None)
+
+
+async def test_unknown_issue_is_not_found(sandbox: Sandbox) -> None:
+    with pytest.raises(NotFound):
+        await linear.get_issue(sandbox.service().connector("linear"), linear.GetIssueInput(id="NOPE-1"))  # type: ignore[arg-type]
+
+
+async def test_rate_limit_reads_linears_reset_header(sandbox: Sandbox) -> None:
+    sandbox.state.faults["linear"] = Fault(kind="rate_limit", retry_after=30)
+    with pytest.raises(RateLimited) as caught:
+        await sandbox.service().connector("linear").list_projects(None, 5, None)
+    assert caught.value.retry_after is not None and 25 < caught.value.retry_after <= 30
+
+
+async def test_server_errors_are_retried_then_reported(sandbox: Sandbox) -> None:
+    sandbox.state.faults["linear"] = Fault(kind="status", status=502, times=1)
+    page = await sandbox.service(http_max_retries=1).connector("linear").list_projects(None, 5, None)
+    assert len(page.items) == 5
+    sandbox.state.faults["linear"] = Fault(kind="status", status=503)
+    with pytest.raises(UpstreamUnavailable, match="503"):
+        await sandbox.service().connector("linear").list_projects(None, 5, None)
+
+
+async def test_malformed_body_is_an_upstream_failure_not_a_crash(sandbox: Sandbox) -> None:
+    sandbox.state.faults["linear"] = Fault(kind="malformed")
+    with pytest.raises(UpstreamUnavailable, match="not valid JSON"):
+        await sandbox.service().connector("linear").list_projects(None, 5, None)
+
+
+async def test_a_cursor_from_another_platform_is_refused(sandbox: Sandbox) -> None:
+    from connectors.base import encode_cursor
+
+    with pytest.raises(BadInput, match="next_cursor"):
+        await sandbox.service().connector("linear").list_projects(None, 5, encode_cursor("github", {"page": 2}))
+
+
+def test_packaged_schema_is_the_published_one(specs_dir: Path) -> None:
+    packaged = Path(linear.__file__).parents[1] / "sophia_mcp" / "sandbox" / "schemas" / "linear.graphql"
+    assert packaged.read_bytes() == (specs_dir / "linear" / "linear.schema.graphql").read_bytes()
