@@ -8,12 +8,20 @@ from pathlib import Path
 import pytest
 from inline_snapshot import external_file
 
+from connectors import load_connector_modules
 from sophia_mcp.cli import tools_markdown
+from sophia_mcp.config import PLATFORMS
+from sophia_mcp.sandbox import platform_modules
 from sophia_mcp.registry import CORE_TOOLSET, all_tools, select_tools
 from sophia_mcp.server import tool_from_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 TOOLS = all_tools()
+
+
+def test_every_platform_has_a_connector_and_a_sandbox() -> None:
+    assert [m.CONNECTOR.platform for m in load_connector_modules()] == list(PLATFORMS)
+    assert list(platform_modules()) == list(PLATFORMS)
 
 
 def test_tool_names_are_unique_and_platform_prefixed() -> None:

@@ -1,0 +1,146 @@
+"""The real server in a subprocess, driven by the SDK's own clients: stdio and streamable HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp import Client
+from mcp.client.stdio import StdioServerParameters
+
+from connectors import load_connector_modules
+
+pytestmark = pytest.mark.anyio
+
+PLATFORMS_WITH_PROJECTS = {m.CONNECTOR.platform for m in load_connector_modules()}
+
+
+def server_env(tmp_path: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SOPHIA_")}
+    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    env["SOPHIA_STORE_URL"] = f"sqlite:///{tmp_path / 'store.sqlite3'}"
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path / "server.log"
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "sophia_mcp", "serve", "--demo", "--transport", "http", "--port", str(port)],
+            env=server_env(tmp_path),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            if httpx2.get(f"{base}/health", timeout=1).status_code == 200:
+                break
+        except httpx2.TransportError:
+            time.sleep(0.1)
+        if process.poll() is not None:
+            raise AssertionError(log.read_text())
+    else:
+        process.kill()
+        raise AssertionError("server did not start within 30 s")
+    yield base
+    process.terminate()
+    process.wait(timeout=30)
+    # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: -15 is the clean exit
+    assert process.returncode in (0, -15), log.read_text()
+    assert "Traceback" not in log.read_text()
+
+
+def assert_projects_from(result_content: dict, platforms: set[str]) -> None:  # type: ignore[type-arg]
+    projects = result_content["projects"]
+    seen = {p["platform"] for p in projects}
+    assert platforms <= seen, result_content["platforms"]
+    for project in projects:
+        assert project["url"].startswith("https://"), project
+        assert project["status"] in {"planned", "active", "paused", "completed", "canceled", "unknown"}
+
+
+async def test_stdio_demo_lists_tools_and_projects_from_every_platform(tmp_path: Path) -> None:
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "sophia_mcp", "serve", "--demo"], env=server_env(tmp_path)
+    )
+    async with Client(params, read_timeout_seconds=60) as client:
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert {"list_projects", "search", "platform_status", "linear_list_issues"} <= tools
+        result = await client.call_tool("list_projects", {"limit": 100})
+        assert not result.is_error
+        assert_projects_from(result.structured_content, PLATFORMS_WITH_PROJECTS)  # type: ignore[arg-type]
+        # the text the model reads is compact JSON of the same data
+        assert json.loads(result.content[0].text)["projects"][0]["id"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
+async def test_streamable_http_serves_old_and_new_protocol_clients(http_server: str, mode: str) -> None:
+    async with Client(f"{http_server}/mcp", mode=mode) as client:
+        assert "list_projects" in {t.name for t in (await client.list_tools()).tools}
+        result = await client.call_tool("list_projects", {"platforms": ["linear"], "limit": 5})
+        assert not result.is_error
+        assert_projects_from(result.structured_content, {"linear"})  # type: ignore[arg-type]
+
+
+async def test_rest_shim_serves_projects_errors_and_metrics(http_server: str) -> None:
+    async with httpx2.AsyncClient(base_url=http_server) as http:
+        for platform in sorted(PLATFORMS_WITH_PROJECTS):
+            response = await http.get(f"/api/v4/mcp/{platform}/projects", params={"limit": 5})
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["platform"] == platform and body["source"] in {"live", "cache"}
+            assert body["projects"] and "next_cursor" in body and body["fetched_at"]
+
+        nope = await http.get("/api/v4/mcp/nope/projects")
+        assert nope.status_code == 404
+        assert nope.headers["content-type"] == "application/problem+json"
+        assert nope.json()["type"].endswith("/unknown-platform")
+
+        bad = await http.get("/api/v4/mcp/linear/projects", params={"limit": "many"})
+        assert bad.status_code == 400 and "limit" in bad.json()["detail"]
+        typo = await http.get("/api/v4/mcp/linear/projects", params={"statsu": "active"})
+        assert typo.status_code == 400 and "statsu" in typo.json()["detail"]
+
+        metrics = (await http.get("/metrics")).text
+        assert 'http_request_duration_seconds_bucket{le="0.005",method="GET",route="/api/v4/mcp/{platform}/projects",status="200"}' in metrics
+        assert "sophia_tool_calls_total" in metrics
+
+        assert (await http.get("/health")).json() == {"status": "ok"}
+        assert (await http.get("/ready")).status_code == 200
+
+
+async def test_malformed_json_rpc_gets_an_error_and_the_server_keeps_serving(http_server: str) -> None:
+    headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+    async with httpx2.AsyncClient(base_url=http_server, headers=headers) as http:
+        garbage = await http.post("/mcp", content=b"{not json")
+        assert garbage.status_code == 400
+        assert garbage.json()["error"]["code"] == -32700
+
+        unknown = await http.post("/mcp", json={"jsonrpc": "2.0", "id": 7, "method": "tools/nope"})
+        assert unknown.json()["error"]["code"] == -32601
+
+        call = {"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "list_projects", "arguments": {"limit": "x"}}}
+        wrong_type = (await http.post("/mcp", json=call)).json()
+        assert wrong_type["result"]["isError"] is True
+        assert "limit" in wrong_type["result"]["content"][0]["text"]
+
+    async with Client(f"{http_server}/mcp") as client:
+        assert not (await client.call_tool("platform_status", {})).is_error
