@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     slack_bot_token: SecretStr | None = None
     slack_user_token: SecretStr | None = None
     slack_base_url: str = "https://slack.com/api"
+    slack_workspace: str | None = None  # subdomain for archive links: <workspace>.slack.com
     # Asana
     asana_token: SecretStr | None = None
     asana_workspace: str | None = None
@@ -59,6 +60,7 @@ class Settings(BaseSettings):
     store_url: str = Field(default_factory=default_store_url)
     cache_ttl: float = Field(default=300.0, ge=0)
     cache_max_stale: float = Field(default=86_400.0, ge=0)
+    cache_refresh_concurrency: int = Field(default=2, ge=1, le=32)  # background refreshes per platform at once
     audit_retention_days: float = Field(default=30.0, gt=0)
 
     # Inbound HTTP

@@ -138,6 +138,8 @@ class OpenAPISpec:
             if ref in trail or len(trail) > 12:  # recursive schema: stop checking below this point
                 return {}
             return self._convert(self._lookup(ref), (*trail, ref))
+        # Slack's normalized spec keeps its "one of" alternatives under x-slack-one-of: check them as anyOf
+        node = {("anyOf" if k == "x-slack-one-of" else k): v for k, v in node.items()}
         out = {k: self._convert(v, trail) for k, v in node.items() if not k.startswith("x-")}
         if out.pop("nullable", False):
             if "type" in out:
