@@ -5,12 +5,13 @@ Secrets are `SecretStr`: their repr is `**********`, so they never reach logs, m
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLATFORMS: tuple[str, ...] = ("linear", "asana", "notion", "hubspot", "gong", "slack", "github")
 
@@ -64,16 +65,21 @@ class Settings(BaseSettings):
     audit_retention_days: float = Field(default=30.0, gt=0)
 
     # Inbound HTTP
-    api_keys: list[SecretStr] = Field(default_factory=list)
-    allowed_hosts: list[str] = Field(default_factory=list)
-    allowed_origins: list[str] = Field(default_factory=list)
+    # NoDecode: pydantic-settings would parse these as JSON before the validator sees "k1,k2"
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    allowed_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     @field_validator("api_keys", "allowed_hosts", "allowed_origins", mode="before")
     @classmethod
     def _comma_separated(cls, value: object) -> object:
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return [part.strip() for part in value.split(",") if part.strip()]
+        """Comma-separated (`k1,k2`) or a JSON list (`["k1","k2"]`)."""
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                return json.loads(text)
+            return [part.strip() for part in text.split(",") if part.strip()]
         return value
 
     @field_validator(
