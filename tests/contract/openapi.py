@@ -141,6 +141,9 @@ class OpenAPISpec:
         # Slack's normalized spec keeps its "one of" alternatives under x-slack-one-of: check them as anyOf
         node = {("anyOf" if k == "x-slack-one-of" else k): v for k, v in node.items()}
         out = {k: self._convert(v, trail) for k, v in node.items() if not k.startswith("x-")}
+        # Asana: `allOf: [{$ref}, {nullable: true}]`: the null belongs to the whole allOf
+        if any(isinstance(m, dict) and m.get("nullable") for m in node.get("allOf", [])):
+            out = {"anyOf": [out, {"type": "null"}]}
         if out.pop("nullable", False):
             if "type" in out:
                 out["type"] = [out["type"], "null"] if isinstance(out["type"], str) else [*out["type"], "null"]
