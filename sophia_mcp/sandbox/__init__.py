@@ -180,13 +180,15 @@ async def running_sandbox(host: str = "127.0.0.1", port: int = 0, state: Sandbox
     sock.bind((host, port))
     config = uvicorn.Config(build_app(state), log_level="warning", access_log=False, lifespan="off")
     server = _QuietServer(config)
-    async with anyio.create_task_group() as tg:
-        tg.start_soon(server.serve, [sock])
-        while not server.started:
-            await anyio.sleep(0.01)
-        bound_port = sock.getsockname()[1]
-        try:
-            yield f"http://{host}:{bound_port}", state
-        finally:
-            server.should_exit = True
-    sock.close()
+    try:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(server.serve, [sock])
+            while not server.started:
+                await anyio.sleep(0.01)
+            bound_port = sock.getsockname()[1]
+            try:
+                yield f"http://{host}:{bound_port}", state
+            finally:
+                server.should_exit = True
+    finally:
+        sock.close()

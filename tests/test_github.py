@@ -1,0 +1,536 @@
+"""GitHub: connector against the sandbox, both checked against GitHub's published REST description and
+GraphQL schema; the connector's URLs and error handling checked against GitHub's documented behaviour."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import graphql
+import httpx2
+import pytest
+from inline_snapshot import snapshot
+from mcp import Client
+
+from connectors import github
+from connectors.base import decode_cursor, encode_cursor
+from sophia_mcp.errors import (
+    BadInput,
+    Forbidden,
+    NotConfigured,
+    NotFound,
+    RateLimited,
+    UpstreamUnauthorized,
+    UpstreamUnavailable,
+)
+from sophia_mcp.sandbox import Fault
+from sophia_mcp.sandbox.github import TOKEN, rate_windows
+from tests.conftest import SANDBOX_URL, Sandbox
+from tests.contract.openapi import OpenAPISpec
+
+pytestmark = pytest.mark.anyio
+
+API = f"{SANDBOX_URL}/github"
+HEADERS = {"Authorization": f"Bearer {TOKEN}", "User-Agent": "sophia-mcp-tests", "X-GitHub-Api-Version": "2022-11-28"}
+
+
+@pytest.fixture(scope="module")
+def github_schema(specs_dir: Path) -> graphql.GraphQLSchema:
+    return graphql.build_schema((specs_dir / "github" / "graphql" / "github.schema.graphql").read_text())
+
+
+@pytest.fixture(scope="module")
+def rest_spec(specs_dir: Path) -> OpenAPISpec:
+    return OpenAPISpec(specs_dir / "github" / "rest" / "github-rest.trimmed.json", mount="/github")
+
+
+def connector(sandbox: Sandbox, **overrides: object) -> github.GitHubConnector:
+    return sandbox.service(**overrides).connector("github")  # type: ignore[return-value]
+
+
+async def raw_get(sandbox: Sandbox, path: str, **params: Any) -> httpx2.Response:
+    async with httpx2.AsyncClient(transport=sandbox.transport, base_url=API, headers=HEADERS) as client:
+        return await client.get(path, params=params)
+
+
+@pytest.mark.parametrize("document", github.QUERIES, ids=lambda d: d.split("(")[0].split()[-1])
+def test_every_query_the_connector_can_send_validates_against_githubs_schema(
+    document: str, github_schema: graphql.GraphQLSchema
+) -> None:
+    assert graphql.validate(github_schema, graphql.parse(document)) == []
+
+
+async def test_requests_sent_while_using_every_tool_are_documented_operations(
+    sandbox: Sandbox, mcp_client: Client, rest_spec: OpenAPISpec, github_schema: graphql.GraphQLSchema
+) -> None:
+    projects = (await mcp_client.call_tool("list_projects", {"platforms": ["github"]})).structured_content["projects"]
+    repos = await mcp_client.call_tool("github_list_repositories", {"limit": 5, "sort": "full_name"})
+    calls: dict[str, dict[str, Any]] = {
+        "github_list_repositories": {
+            "limit": 5,
+            "sort": "full_name",
+            "cursor": repos.structured_content["next_cursor"],
+        },
+        "github_list_issues": {
+            "repo": "battery-health",
+            "state": "all",
+            "labels": ["enhancement"],
+            "assignee": "*",
+            "since": "2026-01-01T00:00:00Z",
+            "sort": "updated",
+            "direction": "asc",
+        },
+        "github_list_pull_requests": {"repo": "northwind/battery-health", "state": "all", "base": "main"},
+        "github_search_issues": {"query": "telemetry is:issue", "sort": "updated", "order": "asc"},
+        "github_get_project_items": {"project": projects[0]["id"], "limit": 3},
+        "search": {"query": "telemetry", "platforms": ["github"]},
+        "platform_status": {"check": True},
+    }
+    for name, arguments in calls.items():
+        result = await mcp_client.call_tool(name, arguments)
+        assert not result.is_error, (name, result.content)
+    assert not (await mcp_client.call_tool("github_get_project_items", {"project": "3"})).is_error
+
+    exchanges = [(q, r) for q, r in sandbox.transport.exchanges if q.url.path.startswith("/github/")]
+    paths = {q.url.path for q, _ in exchanges}
+    assert {"/github/graphql", "/github/orgs/northwind/repos", "/github/search/issues", "/github/rate_limit"} <= paths
+    for request, response in exchanges:
+        assert request.headers["authorization"] == f"Bearer {TOKEN}"
+        assert request.headers["accept"] == "application/vnd.github+json"
+        assert request.headers["x-github-api-version"] == "2022-11-28"
+        assert response.status_code == 200, (request.url, response.text[:300])
+        if request.url.path == "/github/graphql":
+            assert request.method == "POST"
+            document = json.loads(request.content)["query"]
+            assert graphql.validate(github_schema, graphql.parse(document)) == [], document
+            assert "errors" not in response.json()
+        else:
+            assert rest_spec.request_problems(request) == [], request.url
+            assert rest_spec.response_problems(request, response) == [], request.url
+
+
+@pytest.mark.parametrize(
+    ("path", "params"),
+    [
+        ("/orgs/northwind/repos", {"type": "private", "sort": "pushed", "per_page": 4, "page": 2}),
+        ("/user/repos", {"visibility": "public"}),
+        ("/repos/northwind/customer-portal/issues", {"state": "all", "per_page": 100}),
+        ("/repos/northwind/customer-portal/pulls", {"state": "all", "sort": "long-running"}),
+        ("/search/issues", {"q": "org:northwind is:pr is:merged", "sort": "created", "per_page": 3}),
+        ("/rate_limit", {}),
+    ],
+)
+async def test_sandbox_answers_validate_against_the_documented_response_schemas(
+    sandbox: Sandbox, rest_spec: OpenAPISpec, path: str, params: dict[str, Any]
+) -> None:
+    response = await raw_get(sandbox, path, **params)
+    assert response.status_code == 200
+    assert rest_spec.request_problems(response.request) == []
+    assert rest_spec.response_problems(response.request, response) == []
+    assert response.headers["x-ratelimit-limit"] and response.headers["x-ratelimit-remaining"].isdigit()
+
+
+async def test_sandbox_pages_with_link_headers_as_github_does(sandbox: Sandbox) -> None:
+    first = await raw_get(sandbox, "/orgs/northwind/repos", per_page=5)
+    assert first.headers["link"] == (
+        f'<{API}/orgs/northwind/repos?per_page=5&page=2>; rel="next", <{API}/orgs/northwind/repos?per_page=5&page=3>; '
+        'rel="last"'
+    )
+    last = await raw_get(sandbox, "/orgs/northwind/repos", per_page=5, page=3)
+    assert len(last.json()) == 4 and 'rel="next"' not in last.headers["link"]
+    assert 'rel="first"' in last.headers["link"] and 'rel="prev"' in last.headers["link"]
+    assert len((await raw_get(sandbox, "/orgs/northwind/repos", per_page=500)).json()) == 14  # at most 100 a page
+    beyond = await raw_get(sandbox, "/search/issues", q="org:northwind", per_page=100, page=11)
+    assert beyond.status_code == 422 and "1000" in beyond.json()["message"]
+
+
+async def test_repositories_page_through_link_headers_without_duplicates(sandbox: Sandbox) -> None:
+    gh = connector(sandbox)
+    names: list[str] = []
+    cursor, pages = None, 0
+    while True:
+        page = await github.list_repositories(gh, github.ListRepositoriesInput(limit=5, cursor=cursor))  # type: ignore[call-arg]
+        names += [r.full_name for r in page.repositories]
+        cursor, pages = page.next_cursor, pages + 1
+        if cursor is None:
+            break
+    assert pages == 3 and len(names) == len(set(names)) == 14
+    assert [r.url.params.get("page") for r in sandbox.transport.requests("github")] == ["1", "2", "3"]
+
+
+async def test_search_pages_through_every_hit_without_duplicates(sandbox: Sandbox) -> None:
+    gh = connector(sandbox)
+    seen: list[str] = []
+    cursor, total = None, 0
+    while True:
+        args = github.SearchIssuesInput(query="is:issue is:open", limit=10, cursor=cursor)  # type: ignore[call-arg]
+        result = await github.search_issues(gh, args)
+        seen += [f"{i.repo}#{i.number}" for i in result.items]
+        cursor, total = result.next_cursor, result.total_count
+        if cursor is None:
+            break
+    assert result.query == "is:issue is:open org:northwind"
+    assert len(seen) == len(set(seen)) == total > 12
+    assert all(i.kind == "issue" and i.state == "open" for i in result.items)
+
+
+async def test_projects_page_through_all_fourteen_with_normalised_status(sandbox: Sandbox) -> None:
+    gh = connector(sandbox)
+    seen, cursor = [], None
+    while True:
+        page = await gh.list_projects(None, 5, cursor)
+        seen.extend(page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert len(seen) == len({p.id for p in seen}) == 14
+    assert {p.status for p in seen} == {"active", "completed"}
+    warehouse = next(p for p in seen if p.name == "Polar Warehouse Pilot")
+    assert warehouse.model_dump(exclude={"id", "created_at", "updated_at"}) == snapshot(
+        {
+            "platform": "github",
+            "name": "Polar Warehouse Pilot",
+            "url": "https://github.com/orgs/northwind/projects/5",
+            "status": "completed",
+            "status_raw": "closed (private)",
+            "owner": "hana-sato",
+            "team": "northwind",
+            "description": "Ten-robot pilot in a -25 °C cold store.",
+            "start_date": None,
+            "target_date": None,
+            "progress": None,
+        }
+    )
+
+
+async def test_status_filter_is_sent_to_github_as_a_project_query(sandbox: Sandbox) -> None:
+    gh = connector(sandbox)
+    closed = await gh.list_projects("completed", 50, None)
+    assert sorted(p.name for p in closed.items) == ["Harvest Assist", "Over-the-Air Updates", "Polar Warehouse Pilot"]
+    assert json.loads(sandbox.transport.requests("github")[-1].content)["variables"]["query"] == "is:closed"
+    assert (await gh.list_projects("paused", 50, None)).items == []  # GitHub projects are only open or closed
+    assert len(sandbox.transport.requests("github")) == 1
+
+
+async def test_cursors_are_opaque_and_only_work_where_they_came_from(sandbox: Sandbox) -> None:
+    gh = connector(sandbox)
+    page = await github.list_repositories(gh, github.ListRepositoriesInput(limit=5))  # type: ignore[call-arg]
+    assert page.next_cursor and "page" not in page.next_cursor and "http" not in page.next_cursor
+    with pytest.raises(BadInput, match="another listing"):
+        await github.list_issues(gh, github.ListIssuesInput(repo="sim-lab", cursor=page.next_cursor))  # type: ignore[call-arg]
+    projects = await gh.list_projects(None, 5, None)
+    with pytest.raises(BadInput, match="another listing"):
+        await gh.list_projects("completed", 5, projects.next_cursor)
+    with pytest.raises(BadInput, match="another listing"):
+        await github.get_project_items(gh, github.GetProjectItemsInput(project="1", cursor=projects.next_cursor))  # type: ignore[call-arg]
+    with pytest.raises(BadInput, match="next_cursor"):
+        await gh.list_projects(None, 5, encode_cursor("linear", {"after": "x"}))
+
+
+async def test_pull_requests_are_left_out_of_issues(sandbox: Sandbox) -> None:
+    raw = (await raw_get(sandbox, "/repos/northwind/customer-portal/issues", state="all")).json()
+    raw_prs = {i["number"] for i in raw if "pull_request" in i}
+    assert raw_prs  # GitHub's issues endpoint lists pull requests too
+    gh = connector(sandbox)
+    issues = await github.list_issues(gh, github.ListIssuesInput(repo="customer-portal", state="all"))  # type: ignore[call-arg]
+    pulls = await github.list_pull_requests(gh, github.ListPullRequestsInput(repo="customer-portal", state="all"))  # type: ignore[call-arg]
+    assert {i.number for i in issues.issues} == {i["number"] for i in raw} - raw_prs
+    assert {p.number for p in pulls.pull_requests} == raw_prs
+    assert issues.note is not None and "github_list_pull_requests" in issues.note
+    assert pulls.pull_requests[0].model_dump(
+        exclude={"created_at", "updated_at", "closed_at", "merged_at"}
+    ) == snapshot(
+        {
+            "number": 7,
+            "title": "Prototype on the test track",
+            "state": "open",
+            "draft": False,
+            "url": "https://github.com/northwind/customer-portal/pull/7",
+            "author": "eli-moreau",
+            "head": "northwind:por-7-prototype-on-the-test-track",
+            "base": "main",
+            "assignees": ["eli-moreau"],
+            "requested_reviewers": ["dara-nguyen"],
+            "labels": ["enhancement", "priority: urgent"],
+            "body": None,
+        }
+    )
+
+
+async def test_issue_filters_are_applied_by_github(sandbox: Sandbox) -> None:
+    gh = connector(sandbox)
+    args = github.ListIssuesInput(repo="observability", state="closed", labels=["enhancement"], verbose=True)  # type: ignore[call-arg]
+    result = await github.list_issues(gh, args)
+    assert result.issues and all(i.state == "closed" and "enhancement" in i.labels and i.body for i in result.issues)
+    assert sandbox.transport.requests("github")[-1].url.params["labels"] == "enhancement"
+
+
+async def test_project_items_carry_the_boards_status(sandbox: Sandbox) -> None:
+    gh = connector(sandbox)
+    by_number = await github.get_project_items(gh, github.GetProjectItemsInput(project="2", limit=3))  # type: ignore[call-arg]
+    assert by_number.title == "Battery Health Monitoring" and by_number.next_cursor
+    rest = await github.get_project_items(
+        gh,
+        github.GetProjectItemsInput(project="2", limit=50, cursor=by_number.next_cursor),  # type: ignore[call-arg]
+    )
+    items = by_number.items + rest.items
+    assert len(items) == len({i.id for i in items}) == 8  # seven work items and a draft
+    assert {i.type for i in items} == {"ISSUE", "PULL_REQUEST", "DRAFT_ISSUE"}
+    assert items[0].model_dump(exclude={"id", "updated_at"}) == snapshot(
+        {
+            "type": "ISSUE",
+            "title": "Document the operator runbook",
+            "number": 1,
+            "state": "OPEN",
+            "repo": "northwind/battery-health",
+            "url": "https://github.com/northwind/battery-health/issues/1",
+            "status": "In Progress",
+            "fields": {"Priority": "High"},
+        }
+    )
+
+
+async def test_cross_platform_search_finds_issues_and_pull_requests_of_the_org(sandbox: Sandbox) -> None:
+    hits = await connector(sandbox).search("telemetry", 20)
+    assert {h.kind for h in hits} == {"issue", "pull_request"}
+    queries = [r.url.params["q"] for r in sandbox.transport.requests("github")]
+    assert sorted(queries) == ["telemetry org:northwind is:issue", "telemetry org:northwind is:pr"]
+
+
+async def test_a_wrong_token_says_which_setting_to_fix(sandbox: Sandbox) -> None:
+    async with httpx2.AsyncClient(transport=sandbox.transport, base_url=API) as client:
+        refused = await client.get("/orgs/northwind/repos", headers={**HEADERS, "Authorization": "Bearer ghp_wrong"})
+    assert refused.status_code == 401 and refused.json()["message"] == "Bad credentials"
+    assert refused.json()["documentation_url"].startswith("https://docs.github.com/")
+    gh = connector(sandbox, github_token="ghp_wrong")
+    with pytest.raises(UpstreamUnauthorized, match="SOPHIA_GITHUB_TOKEN"):
+        await gh.list_projects(None, 5, None)
+    with pytest.raises(UpstreamUnauthorized, match="Bad credentials"):
+        await github.list_repositories(gh, github.ListRepositoriesInput())  # type: ignore[call-arg]
+
+
+async def test_secondary_rate_limit_waits_for_retry_after(sandbox: Sandbox) -> None:
+    sandbox.state.faults["github"] = Fault(kind="rate_limit", retry_after=30)
+    with pytest.raises(RateLimited, match="SOPHIA_GITHUB_TOKEN") as caught:
+        await github.list_repositories(connector(sandbox), github.ListRepositoriesInput())  # type: ignore[call-arg]
+    assert caught.value.retry_after == 30
+    response = sandbox.transport.exchanges[-1][1]
+    assert response.status_code == 429 and response.headers["retry-after"] == "30"
+    assert "secondary rate limit" in response.json()["message"]
+
+
+async def test_spent_primary_rate_limit_waits_until_the_reset(sandbox: Sandbox) -> None:
+    core = rate_windows(sandbox.state)["core"]
+    core.used = core.limit
+    with pytest.raises(RateLimited, match="SOPHIA_GITHUB_TOKEN") as caught:
+        await github.list_repositories(connector(sandbox), github.ListRepositoriesInput())  # type: ignore[call-arg]
+    response = sandbox.transport.exchanges[-1][1]
+    assert response.status_code == 403 and response.headers["x-ratelimit-remaining"] == "0"
+    wait = int(response.headers["x-ratelimit-reset"]) - time.time()
+    assert caught.value.retry_after is not None and abs(caught.value.retry_after - wait) < 5
+    status = await connector(sandbox).check()  # /rate_limit does not count against the limit
+    assert status.startswith("token accepted; 0 of 5000 REST requests left")
+
+
+async def test_spent_graphql_budget_is_rate_limited_not_a_query_error(sandbox: Sandbox) -> None:
+    budget = rate_windows(sandbox.state)["graphql"]
+    budget.used = budget.limit
+    with pytest.raises(RateLimited, match="GraphQL budget") as caught:
+        await connector(sandbox).list_projects(None, 5, None)
+    response = sandbox.transport.exchanges[-1][1]
+    assert response.status_code == 200 and response.json()["errors"][0]["type"] == "RATE_LIMITED"
+    assert caught.value.retry_after is not None and caught.value.retry_after > 3000
+
+
+async def test_a_plain_403_is_forbidden_not_a_rate_limit(sandbox: Sandbox) -> None:
+    sandbox.state.faults["github"] = Fault(kind="status", status=403)
+    with pytest.raises(Forbidden, match="Resource not accessible"):
+        await github.list_repositories(connector(sandbox), github.ListRepositoriesInput())  # type: ignore[call-arg]
+
+
+async def test_server_errors_are_retried_then_reported(sandbox: Sandbox) -> None:
+    sandbox.state.faults["github"] = Fault(kind="status", status=502, times=1)
+    page = await connector(sandbox, http_max_retries=1).list_projects(None, 5, None)
+    assert len(page.items) == 5
+    sandbox.state.faults["github"] = Fault(kind="status", status=503)
+    with pytest.raises(UpstreamUnavailable, match="503"):
+        await github.list_repositories(connector(sandbox), github.ListRepositoriesInput())  # type: ignore[call-arg]
+
+
+async def test_malformed_body_is_an_upstream_failure_not_a_crash(sandbox: Sandbox) -> None:
+    sandbox.state.faults["github"] = Fault(kind="malformed")
+    with pytest.raises(UpstreamUnavailable, match="not valid JSON"):
+        await github.list_repositories(connector(sandbox), github.ListRepositoriesInput())  # type: ignore[call-arg]
+    with pytest.raises(UpstreamUnavailable, match="not valid JSON"):
+        await connector(sandbox).list_projects(None, 5, None)
+
+
+async def test_unknown_repository_project_and_org_are_not_found(sandbox: Sandbox) -> None:
+    gh = connector(sandbox)
+    with pytest.raises(NotFound, match="no repository northwind/no-such-repo"):
+        await github.list_issues(gh, github.ListIssuesInput(repo="no-such-repo"))  # type: ignore[call-arg]
+    with pytest.raises(NotFound, match="global id"):
+        await github.get_project_items(gh, github.GetProjectItemsInput(project="PVT_nope"))  # type: ignore[call-arg]
+    with pytest.raises(NotFound, match="SOPHIA_GITHUB_ORG"):
+        await connector(sandbox, github_org="southwind").list_projects(None, 5, None)
+
+
+async def test_without_an_org_repositories_are_the_users_and_projects_need_the_org(sandbox: Sandbox) -> None:
+    gh = connector(sandbox, github_org=None)
+    page = await github.list_repositories(gh, github.ListRepositoriesInput(visibility="public"))  # type: ignore[call-arg]
+    assert sandbox.transport.requests("github")[-1].url.path == "/github/user/repos"
+    assert page.note is not None and "SOPHIA_GITHUB_ORG" in page.note
+    assert {r.visibility for r in page.repositories} == {"public"}
+    with pytest.raises(NotConfigured, match="SOPHIA_GITHUB_ORG"):
+        await gh.list_projects(None, 5, None)
+    with pytest.raises(BadInput, match="owner/name"):
+        await github.list_issues(gh, github.ListIssuesInput(repo="sim-lab"))  # type: ignore[call-arg]
+    assert (await github.list_issues(gh, github.ListIssuesInput(repo="northwind/sim-lab"))).issues  # type: ignore[call-arg]
+
+
+class GitHubDouble:
+    """Answers like api.github.com (or a GitHub Enterprise Server) with canned bodies, recording requests."""
+
+    def __init__(self, search_total: int = 3) -> None:
+        self.requests: list[httpx2.Request] = []
+        self.search_total = search_total
+
+    def __call__(self, request: httpx2.Request) -> httpx2.Response:
+        self.requests.append(request)
+        if request.url.path.endswith("graphql"):
+            return httpx2.Response(
+                200,
+                json={
+                    "data": {
+                        "organization": {
+                            "login": "acme",
+                            "projectsV2": {
+                                "totalCount": 0,
+                                "pageInfo": {"hasNextPage": False, "endCursor": None},
+                                "nodes": [],
+                            },
+                        }
+                    }
+                },
+            )
+        page = int(request.url.params.get("page", "1"))
+        link = f'<https://api.github.com/organizations/1/repos?page={page + 1}>; rel="next"'
+        if request.url.path.endswith("/search/issues"):
+            return httpx2.Response(
+                200,
+                json={"total_count": self.search_total, "incomplete_results": False, "items": []},
+                headers={"link": link},
+            )
+        return httpx2.Response(200, json=[], headers={"link": link})
+
+
+def double_connector(sandbox: Sandbox, double: GitHubDouble, base_url: str) -> github.GitHubConnector:
+    settings = sandbox.settings(github_base_url=base_url, github_org="acme")
+    return github.GitHubConnector(settings, transport=httpx2.MockTransport(double))
+
+
+@pytest.mark.parametrize(
+    ("base_url", "rest", "graphql_url"),
+    [
+        ("https://api.github.com", "https://api.github.com/orgs/acme/repos", "https://api.github.com/graphql"),
+        (
+            "https://ghe.example.com/api/v3",
+            "https://ghe.example.com/api/v3/orgs/acme/repos",
+            "https://ghe.example.com/api/graphql",
+        ),
+    ],
+)
+async def test_urls_are_githubs_and_enterprise_servers(
+    sandbox: Sandbox, base_url: str, rest: str, graphql_url: str
+) -> None:
+    double = GitHubDouble()
+    gh = double_connector(sandbox, double, base_url)
+    first = await github.list_repositories(gh, github.ListRepositoriesInput(limit=30))  # type: ignore[call-arg]
+    # the next page is asked of the configured host, whatever host the Link header names
+    await github.list_repositories(gh, github.ListRepositoriesInput(cursor=first.next_cursor))  # type: ignore[call-arg]
+    await gh.list_projects(None, 10, None)
+    assert [str(r.url) for r in double.requests] == [
+        f"{rest}?sort=updated&type=all&per_page=30&page=1",
+        f"{rest}?sort=updated&type=all&per_page=30&page=2",
+        graphql_url,
+    ]
+    await gh.aclose()
+
+
+async def test_search_stops_at_githubs_first_thousand_results(sandbox: Sandbox) -> None:
+    double = GitHubDouble(search_total=4321)
+    gh = double_connector(sandbox, double, "https://api.github.com")
+    first = await github.search_issues(gh, github.SearchIssuesInput(query="is:pr flaky", limit=100))  # type: ignore[call-arg]
+    state = decode_cursor("github", first.next_cursor)
+    assert state == {"of": state["of"], "page": 2, "per_page": 100}
+    last_page = encode_cursor("github", {**state, "page": 10})
+    last = await github.search_issues(gh, github.SearchIssuesInput(query="is:pr flaky", cursor=last_page))  # type: ignore[call-arg]
+    assert last.next_cursor is None and last.note is not None and "first 1000" in last.note
+    assert first.note is not None and "4321" in first.note
+    scoped = await github.search_issues(gh, github.SearchIssuesInput(query="is:pr repo:acme/x flaky"))  # type: ignore[call-arg]
+    assert scoped.query == "is:pr repo:acme/x flaky"  # a scoped query is sent as written
+    await gh.aclose()
+
+
+HIDDEN_ITEM = {
+    "data": {
+        "node": {
+            "id": "PVT_x",
+            "title": "Roadmap",
+            "url": "https://github.com/orgs/acme/projects/1",
+            "closed": False,
+            "items": {
+                "pageInfo": {"hasNextPage": False, "endCursor": None},
+                "nodes": [
+                    {
+                        "id": "PVTI_x",
+                        "type": "REDACTED",
+                        "updatedAt": "2026-01-01T00:00:00Z",
+                        "content": None,
+                        "fieldValues": {"nodes": []},
+                    }
+                ],
+            },
+        }
+    },
+    "errors": [
+        {
+            "type": "FORBIDDEN",
+            "path": ["node", "items", "nodes", 0, "content"],
+            "message": "Resource not accessible by personal access token",
+        }
+    ],
+}
+MISSING_SCOPE = {
+    "errors": [
+        {
+            "type": "INSUFFICIENT_SCOPES",
+            "locations": [{"line": 3, "column": 3}],
+            "message": "Your token has not been granted the required scopes to execute this query. The 'projectsV2' "
+            "field requires one of the following scopes: ['read:project'], but your token has only been granted the: "
+            "['repo'] scopes.",
+        }
+    ]
+}
+
+
+async def test_graphql_errors_below_the_top_level_leave_partial_data_but_a_missing_scope_is_forbidden(
+    sandbox: Sandbox,
+) -> None:
+    gh = github.GitHubConnector(
+        sandbox.settings(), transport=httpx2.MockTransport(lambda r: httpx2.Response(200, json=HIDDEN_ITEM))
+    )
+    items = await github.get_project_items(gh, github.GetProjectItemsInput(project="PVT_x"))  # type: ignore[call-arg]
+    assert [(i.type, i.title) for i in items.items] == [("REDACTED", None)]
+    gh = github.GitHubConnector(
+        sandbox.settings(), transport=httpx2.MockTransport(lambda r: httpx2.Response(200, json=MISSING_SCOPE))
+    )
+    with pytest.raises(Forbidden, match="read:project"):
+        await gh.list_projects(None, 5, None)
+
+
+def test_packaged_schema_is_the_published_one(specs_dir: Path) -> None:
+    packaged = Path(github.__file__).parents[1] / "sophia_mcp" / "sandbox" / "schemas" / "github.graphql"
+    assert packaged.read_bytes() == (specs_dir / "github" / "graphql" / "github.schema.graphql").read_bytes()
