@@ -1,4 +1,4 @@
-"""`sophia-mcp` command line: serve, sandbox, tools."""
+"""`sophia-mcp` command line: serve, sandbox, tools, audit."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -16,6 +17,7 @@ from pydantic import ValidationError
 from sophia_mcp import __version__
 from sophia_mcp.config import ENV_PREFIX, Settings, UnknownSetting, load_settings
 from sophia_mcp.registry import ToolSpec, all_tools, select_tools, split_names
+from sophia_mcp.store import Store, StoreError, open_store
 
 log = logging.getLogger("sophia_mcp")
 
@@ -78,7 +80,8 @@ async def serve(args: argparse.Namespace) -> None:
             overrides = demo_settings(base_url)
             log.info("demo mode: sandbox of all platforms at %s", base_url)
         settings = settings_or_exit(**overrides)
-        service = Service(settings)
+        store = await open_store_or_exit(settings.store_url)
+        service = Service(settings, store=store)
         mcp_server = build_mcp_server(service, specs)
         if args.transport == "stdio":
             await service.start()
@@ -117,8 +120,53 @@ async def sandbox(args: argparse.Namespace) -> None:
         print("Point sophia-mcp (or a platform's official client) at it with these settings:")
         for name, value in demo_settings(base_url).items():
             print(f"{ENV_PREFIX}{name.upper()}={value}")
+        print()
+        print("Each *_BASE_URL is what the platform's official SDK takes as its base URL or host")
+        print("(slack_sdk: add a trailing slash; GraphQL: POST <base>/graphql). Faults: PUT /_sandbox/faults/<platform>.")
         sys.stdout.flush()
         await anyio.sleep_forever()
+
+
+async def open_store_or_exit(url: str) -> Store:
+    """The configured store, opened (schema migrated), or a usage error that names it."""
+    try:
+        store = open_store(url)
+        await store.open()
+    except StoreError as exc:
+        raise UsageError(str(exc)) from None
+    return store
+
+
+def parse_since(value: str) -> datetime:
+    """`30m`, `2h`, `7d`, `45s` ago, or an ISO 8601 date or time (UTC unless it says otherwise)."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if value[-1:] in units and value[:-1].replace(".", "", 1).isdigit():
+        return datetime.now(UTC) - timedelta(seconds=float(value[:-1]) * units[value[-1]])
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--since {value!r}: use 30m, 2h, 7d or an ISO date such as 2026-01-31") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+async def audit_command(args: argparse.Namespace) -> None:
+    store = await open_store_or_exit(settings_or_exit().store_url)
+    try:
+        entries = await store.read_audit(since=args.since, tool=args.tool, limit=args.limit)
+    finally:
+        await store.aclose()
+    if args.format == "json":
+        print(json.dumps([e.as_json() for e in entries], indent=1))
+        return
+    rows = [
+        (e.at.strftime("%Y-%m-%d %H:%M:%S"), e.principal, e.transport, e.tool, e.outcome, f"{e.duration_ms:.1f}",
+         e.source or "-", json.dumps(e.arguments, separators=(",", ":"))[:60])
+        for e in entries
+    ]
+    header = ("time (UTC)", "principal", "transport", "tool", "outcome", "ms", "source", "arguments")
+    widths = [max(len(str(c)) for c in column) for column in zip(header, *rows, strict=False)]
+    for row in (header, *rows):
+        print("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
 def tools_command(args: argparse.Namespace) -> None:
@@ -155,6 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8900)
 
+    p = commands.add_parser("audit", help="print the audit log: every tool call and REST call")
+    p.add_argument("--since", type=parse_since, help="only entries since then: 30m, 2h, 7d, or an ISO date/time")
+    p.add_argument("--tool", help="only this tool or REST route (for example list_projects, rest:linear.projects)")
+    p.add_argument("--limit", type=int, help="only the most recent N entries")
+    p.add_argument("--format", choices=["table", "json"], default="table")
+
     p = commands.add_parser("tools", help="print the tool catalogue for the given selection")
     p.add_argument("--format", choices=["markdown", "json"], default="markdown")
     add_selection_flags(p)
@@ -170,6 +224,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             tools_command(args)
         elif args.command == "serve":
             anyio.run(serve, args, backend_options={"use_uvloop": True})
+        elif args.command == "audit":
+            anyio.run(audit_command, args)
         elif args.command == "sandbox":
             anyio.run(sandbox, args, backend_options={"use_uvloop": True})
     except UsageError as exc:
