@@ -12,11 +12,4 @@ from sophia_mcp.config import PLATFORMS
 
 @cache
 def load_connector_modules() -> tuple[ModuleType, ...]:
-    modules = []
-    for platform in PLATFORMS:
-        try:
-            modules.append(importlib.import_module(f"connectors.{platform}"))
-        except ModuleNotFoundError as exc:
-            if exc.name != f"connectors.{platform}":
-                raise
-    return tuple(modules)
+    return tuple(importlib.import_module(f"connectors.{platform}") for platform in PLATFORMS)

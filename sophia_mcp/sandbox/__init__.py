@@ -76,14 +76,7 @@ class SandboxState:
 
 @cache
 def platform_modules() -> dict[str, ModuleType]:
-    modules = {}
-    for platform in PLATFORMS:
-        try:
-            modules[platform] = importlib.import_module(f"sophia_mcp.sandbox.{platform}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"sophia_mcp.sandbox.{platform}":
-                raise
-    return modules
+    return {platform: importlib.import_module(f"sophia_mcp.sandbox.{platform}") for platform in PLATFORMS}
 
 
 class FaultInjection:
