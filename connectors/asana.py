@@ -201,6 +201,9 @@ class AsanaConnector(Connector):
             "sort_by": "created_at",
             "sort_ascending": "false",
             "created_at.before": before,
+            # documented in the operation's prose ("page sizes ... specified by the `limit` query parameter"),
+            # though missing from its parameter list; without it Asana applies a smaller default page
+            "limit": SEARCH_CAP,
             "opt_fields": f"{TASK_FIELDS},created_at",
         }
         tasks: list[dict[str, Any]] = await self.data(f"/workspaces/{workspace_id}/tasks/search", params)

@@ -2,7 +2,8 @@
 
 Pagination is Relay (`first`/`after`, `pageInfo.endCursor`). Errors arrive as GraphQL `errors` with
 `extensions.code` (AUTHENTICATION_ERROR, FORBIDDEN, RATELIMITED, ...), often with HTTP 400.
-Rate limit: 5,000 requests an hour per API key (leaky bucket), with `X-RateLimit-Requests-Reset`.
+Rate limit: 5,000 requests an hour per API key (leaky bucket), with `X-RateLimit-Requests-Reset`;
+`searchIssues` has its own limit of 30 requests a minute (its schema description says so).
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
+import anyio
 import httpx2
 from pydantic import Field
 
-from connectors.base import Connector, RateSpec, decode_cursor, encode_cursor
+from connectors.base import MAX_RETRY_AFTER, Connector, RateSpec, TokenBucket, decode_cursor, encode_cursor
+from sophia_mcp.config import Settings
 from sophia_mcp.errors import (
     BadInput,
     Forbidden,
@@ -116,6 +119,22 @@ class LinearConnector(Connector):
     credential_fields = ("linear_api_key",)
     base_url_field = "linear_base_url"
     rate = RateSpec(per_second=5000 / 3600, burst=60)
+    search_rate = RateSpec(per_second=30 / 60, burst=10)  # searchIssues: "Rate-limited to 30 requests per minute"
+
+    def __init__(self, settings: Settings, transport: httpx2.AsyncBaseTransport | None = None) -> None:
+        super().__init__(settings, transport)
+        self.search_bucket = TokenBucket(self.search_rate)
+
+    async def throttle_search(self) -> None:
+        wait = self.search_bucket.delay_for_one()
+        if wait > MAX_RETRY_AFTER:
+            raise RateLimited(
+                f"sophia-mcp's budget for Linear issue search (30 a minute) is spent; try again in {wait:.0f} s.",
+                platform=PLATFORM,
+                retry_after=wait,
+            )
+        if wait:
+            await anyio.sleep(wait)
 
     def auth_headers(self) -> dict[str, str]:
         assert self.settings.linear_api_key is not None
@@ -176,6 +195,7 @@ class LinearConnector(Connector):
         return ProjectPage(items=[to_project(n) for n in nodes], next_cursor=next_cursor)
 
     async def search(self, query: str, limit: int) -> list[SearchHit]:
+        await self.throttle_search()
         data = await self.query(SEARCH_ISSUES_QUERY, {"term": query, "first": limit})
         return [
             SearchHit(
@@ -339,6 +359,7 @@ class SearchIssuesInput(ToolInput):
 
 
 async def search_issues(linear: LinearConnector, args: SearchIssuesInput) -> IssueList:
+    await linear.throttle_search()
     nodes, next_cursor = await linear.page(
         "searchIssues", SEARCH_ISSUES_QUERY, {"term": args.query}, args.limit, args.cursor
     )

@@ -63,7 +63,9 @@ CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{8,}$")
 SLACK_TS = re.compile(r"^\d{9,10}(\.\d{1,6})?$")
 MENTION = re.compile(r"<([@#!])([^>|]+)(?:\|([^>]*))?>|<(https?://[^>|]+)(?:\|([^>]*))?>")
 MAX_TEXT = 400  # characters of message text shown when not verbose
-BAD_TOKEN = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired", "no_permission"}
+BAD_TOKEN = {"invalid_auth", "not_authed", "account_inactive", "token_revoked", "token_expired"}
+#: the token is valid but its app or user may not read this (Slack's method docs list these per method)
+NO_ACCESS = {"no_permission", "access_denied", "team_access_not_granted", "ekm_access_denied", "org_login_required"}
 GONE = {"channel_not_found", "thread_not_found", "user_not_found", "user_not_visible", "message_not_found"}
 SLACK_SIDE = {"fatal_error", "internal_error", "service_unavailable", "request_timeout"}
 
@@ -156,6 +158,12 @@ class SlackConnector(Connector):
                 "OAuth & Permissions in the Slack app's settings, reinstall the app, and update the token.",
                 platform=PLATFORM,
             )
+        if error in NO_ACCESS:
+            return Forbidden(
+                f"Slack refused {method} ({error}): the token in {variable} is valid but may not read this workspace "
+                "or conversation. Invite the app to the conversation, or ask a Slack admin to grant the app access.",
+                platform=PLATFORM,
+            )
         if error == "not_in_channel":
             return Forbidden(
                 "The Slack app is not a member of that channel: invite it there (`/invite @<app name>`) and retry.",
@@ -175,7 +183,10 @@ class SlackConnector(Connector):
             return UpstreamUnavailable(f"Slack failed on its side ({error}); try again shortly.", platform=PLATFORM)
         if error == "invalid_cursor":
             return BadInput("The Slack cursor is no longer valid: start again without `cursor`.", platform=PLATFORM)
-        return BadInput(f"Slack refused {method}: {error}.", platform=PLATFORM)
+        return BadInput(
+            f"Slack refused {method}: {error}. Check the arguments against Slack's documentation of {method}.",
+            platform=PLATFORM,
+        )
 
     # -- calls --------------------------------------------------------------------------------
 

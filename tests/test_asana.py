@@ -24,6 +24,9 @@ pytestmark = pytest.mark.anyio
 
 #: opt_fields the connector asks for that the spec's generated enum leaves out (see connectors/asana.py)
 KNOWN_MISSING_FROM_ENUM = {"owner.name"}
+#: searchTasksForWorkspace's description documents `limit` ("Page sizes are limited to a maximum of 100 items, and
+#: can be specified by the `limit` query parameter") but its parameter list leaves it out
+KNOWN_MISSING_PARAMETERS = {"searchTasksForWorkspace: query parameter 'limit' is not documented"}
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +83,7 @@ async def test_requests_sent_while_using_every_tool_are_documented_and_answers_m
     operations = set()
     for request, response in exchanges:
         assert request.headers["authorization"] == f"Bearer {TOKEN}"
-        assert spec.request_problems(request) == [], request.url
+        assert [p for p in spec.request_problems(request) if p not in KNOWN_MISSING_PARAMETERS] == [], request.url
         sent = request.url.params.get("opt_fields")
         if sent:
             problems = opt_field_problems(spec, request.method, request.url.path, sent)
@@ -297,7 +300,8 @@ async def test_search_pages_with_created_at_before_as_asana_documents(sandbox: S
     assert len(ids) == len(set(ids)) == 10
     last = sandbox.transport.requests("asana")[-1]
     assert last.url.params["sort_by"] == "created_at" and last.url.params["created_at.before"]
-    assert "limit" not in last.url.params and "offset" not in last.url.params  # search is unpaginated upstream
+    # no offsets upstream, but the page size is asked for explicitly: Asana's default page is not documented
+    assert last.url.params["limit"] == "100" and "offset" not in last.url.params
 
 
 async def test_workspace_setting_takes_a_gid_or_a_name(sandbox: Sandbox) -> None:

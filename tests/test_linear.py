@@ -119,6 +119,15 @@ async def test_rate_limit_reads_linears_reset_header(sandbox: Sandbox) -> None:
     assert caught.value.retry_after is not None and 25 < caught.value.retry_after <= 30
 
 
+async def test_issue_search_keeps_to_its_own_limit_of_thirty_a_minute(sandbox: Sandbox) -> None:
+    connector = sandbox.service().connector("linear")
+    assert isinstance(connector, linear.LinearConnector)
+    connector.search_bucket.tokens = -10  # a burst already spent: the next search would wait about 20 s
+    with pytest.raises(RateLimited, match="30 a minute"):
+        await linear.search_issues(connector, linear.SearchIssuesInput(query="telemetry"))  # type: ignore[call-arg]
+    assert sandbox.transport.requests("linear") == []
+
+
 async def test_server_errors_are_retried_then_reported(sandbox: Sandbox) -> None:
     sandbox.state.faults["linear"] = Fault(kind="status", status=502, times=1)
     page = await sandbox.service(http_max_retries=1).connector("linear").list_projects(None, 5, None)

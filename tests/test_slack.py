@@ -340,6 +340,14 @@ async def test_ok_false_answers_become_errors_that_say_what_to_do(
         await spec.handler(connector, spec.input_model(**arguments))
 
 
+@pytest.mark.parametrize("code", ["no_permission", "access_denied", "team_access_not_granted"])
+async def test_a_valid_token_without_access_is_forbidden_not_a_bad_token(sandbox: Sandbox, code: str) -> None:
+    request = httpx2.Request("GET", "https://slack.com/api/conversations.history")
+    answer = httpx2.Response(200, json={"ok": False, "error": code}, request=request)
+    error = slack_connector(sandbox).classify(answer)
+    assert isinstance(error, Forbidden) and "Invite the app" in error.message
+
+
 async def test_a_tool_error_reads_as_advice_to_the_model(mcp_client: Client) -> None:
     result = await mcp_client.call_tool("slack_channel_history", {"channel": "C0NOSUCHCHAN"})
     assert result.is_error

@@ -572,7 +572,15 @@ def build(state: SandboxState) -> Starlette:
             raise AsanaError(400, f"sort_by: Not a valid sort: {sort_by}")
         ascending = boolean(params.get("sort_ascending"), "sort_ascending") or False
         hits.sort(key=lambda t: (t[keys[sort_by]] is not None, t[keys[sort_by]] or ""), reverse=not ascending)
-        return JSONResponse({"data": [shape(t, opt_fields(request), full=False) for t in hits[:SEARCH_CAP]]})
+        size = SEARCH_CAP  # Asana documents the `limit` page size (at most 100) but not its default
+        if "limit" in params:
+            try:
+                size = int(params["limit"])
+            except ValueError:
+                raise AsanaError(400, f"limit: Not a valid integer: {params['limit']}") from None
+            if not 1 <= size <= SEARCH_CAP:
+                raise AsanaError(400, "limit: Must be between 1 and 100")
+        return JSONResponse({"data": [shape(t, opt_fields(request), full=False) for t in hits[:size]]})
 
     routes = [
         Route(f"{API}/workspaces", endpoint(list_workspaces)),
