@@ -19,7 +19,15 @@ import anyio
 import httpx2
 from pydantic import Field, model_validator
 
-from connectors.base import Connector, RateSpec, TokenBucket, decode_cursor, encode_cursor, retry_after_seconds
+from connectors.base import (
+    MAX_RETRY_AFTER,
+    Connector,
+    RateSpec,
+    TokenBucket,
+    decode_cursor,
+    encode_cursor,
+    retry_after_seconds,
+)
 from sophia_mcp.config import Settings
 from sophia_mcp.errors import (
     BadInput,
@@ -163,6 +171,13 @@ class HubSpotConnector(Connector):
         if method == "POST" and path.endswith("/search"):
             self.require_configured()
             wait = self.search_bucket.delay_for_one()
+            if wait > MAX_RETRY_AFTER:  # as the base does for its own bucket: say so rather than stall
+                self.search_bucket.tokens += 1  # the token was not used
+                raise RateLimited(
+                    f"sophia-mcp's budget for HubSpot searches is spent; try again in {wait:.0f} s.",
+                    platform=PLATFORM,
+                    retry_after=wait,
+                )
             if wait:
                 await anyio.sleep(wait)
         return await super().request(method, path, **kwargs)

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from connectors.base import Connector, PageGuard, RateSpec, decode_cursor, encode_cursor, filter_status
-from sophia_mcp.errors import BadInput, NotFound
+from sophia_mcp.errors import BadInput, Forbidden, NotFound
 from sophia_mcp.models import Model, Project, ProjectPage, ProjectStatus, SearchHit, ToolOutput
 from sophia_mcp.registry import PageInput, ToolInput, ToolSpec
 
@@ -85,9 +85,14 @@ def next_cursor(answer: dict[str, Any]) -> str | None:
     return None
 
 
+NOTION_ID = r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}"
+
+
 def notion_id(value: str, what: str = "id") -> str:
-    """A Notion id from an id with or without dashes, or from a Notion URL."""
-    found = re.findall(r"[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}", value)
+    """A Notion id from an id with or without dashes, or from a Notion URL: the id in its path, not
+    the view (`?v=`) or block anchor (`#...`) after it; a side-peek URL's `?p=` names the page shown."""
+    peek = re.search(rf"[?&]p=({NOTION_ID})", value)
+    found = [peek.group(1)] if peek else re.findall(NOTION_ID, re.split(r"[?#]", value, maxsplit=1)[0])
     if not found:
         raise BadInput(
             f"{value!r} is not a Notion {what}: pass the id (32 hex digits) or the page's URL.", platform=PLATFORM
@@ -374,7 +379,14 @@ class BlockTree:
                 self.cut_by_depth += 1
                 block["children_omitted"] = f"nested content below depth {self.max_depth} not loaded"
                 continue
-            block["children"], complete = await self.children(block["id"], depth + 1)
+            try:
+                block["children"], complete = await self.children(block["id"], depth + 1)
+            except (NotFound, Forbidden, BadInput) as error:  # e.g. a synced block whose original is not shared
+                block["children_omitted"] = (
+                    f"nested content not loaded: Notion answered {error.status} ({error.title.lower()}); "
+                    "it may not be shared with the integration"
+                )
+                continue
             if not complete:
                 block["children_omitted"] = "more nested content not loaded: request budget spent"
         return results, True
@@ -479,7 +491,12 @@ FILTER_CONDITIONS: dict[str, dict[str, str]] = {
 class QueryInput(PageInput):
     data_source_id: Annotated[
         str,
-        Field(min_length=32, max_length=500, description="Data source id or URL, from list_projects or notion_search."),
+        Field(
+            min_length=32,
+            max_length=500,
+            description="Data source id (from list_projects or notion_search), or a database id or URL (its one data "
+            "source is queried).",
+        ),
     ]
     filter_property: Annotated[str | None, Field(max_length=200, description="Property name to filter on.")] = None
     filter_value: Annotated[
@@ -534,7 +551,27 @@ def filter_condition(config: dict[str, Any], match: str, value: str) -> dict[str
 
 
 async def query_data_source(notion: NotionConnector, args: QueryInput) -> QueryOutput:
-    source_id = notion_id(args.data_source_id, "data source id")
+    """Query a data source; given a database id (what Notion's URLs and child_database blocks carry),
+    query its data source, as `GET /v1/databases/{id}` lists them."""
+    given = notion_id(args.data_source_id, "data source id")
+    try:
+        return await query_one_source(notion, given, args)
+    except NotFound as missing:
+        try:
+            database = await notion.get_json(f"/v1/databases/{given}")
+        except (NotFound, BadInput):
+            raise missing from None
+        sources = database.get("data_sources") or []
+        if len(sources) != 1:
+            listed = "; ".join(f"{s.get('name') or 'Untitled'} ({s['id']})" for s in sources) or "none shared"
+            raise BadInput(
+                f"{given} is a database with {len(sources)} data sources; pass one of their ids: {listed}.",
+                platform=PLATFORM,
+            ) from None
+        return await query_one_source(notion, sources[0]["id"], args)
+
+
+async def query_one_source(notion: NotionConnector, source_id: str, args: QueryInput) -> QueryOutput:
     body: dict[str, Any] = {"page_size": args.limit, "start_cursor": decode_cursor(PLATFORM, args.cursor).get("start")}
     if (args.filter_property is None) != (args.filter_value is None):
         raise BadInput("give filter_property and filter_value together.", platform=PLATFORM)

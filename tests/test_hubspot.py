@@ -594,3 +594,16 @@ async def test_hubspots_official_python_client_lists_and_searches_deals_in_the_s
     assert first.results[0].properties["dealname"]
     assert found.total == 3
     assert [d.properties["amount"] for d in found.results] == ["220000", "390000", "1200000"]
+
+
+async def test_a_search_backlog_too_long_to_wait_out_is_reported_and_costs_no_token() -> None:
+    from sophia_mcp.config import Settings
+
+    settings = Settings(_env_file=None, hubspot_token=SecretStr("pat-na1-x"))  # type: ignore[call-arg]
+    connector = hubspot.HubSpotConnector(settings, httpx2.MockTransport(lambda r: httpx2.Response(500)))
+    connector.search_bucket.tokens = -100.0  # a hundred searches already queued
+    with pytest.raises(RateLimited, match="budget for HubSpot searches is spent") as caught:
+        await connector.search_page("deals", properties=["dealname"], limit=1, cursor=None)
+    assert caught.value.retry_after is not None and caught.value.retry_after > 10
+    assert connector.search_bucket.tokens > -100.5  # the refused search gave its token back
+    await connector.aclose()

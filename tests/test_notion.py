@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import httpx2
 import pytest
 from inline_snapshot import snapshot
 from mcp import Client
 from notion_client import APIResponseError
 from notion_client import Client as NotionClient
 from notion_client.helpers import collect_paginated_api
+from pydantic import SecretStr
 
 from connectors import notion as connector
 from connectors.base import encode_cursor
+from sophia_mcp.config import Settings
 from sophia_mcp.errors import BadInput, NotFound, RateLimited, UpstreamUnauthorized
 from sophia_mcp.sandbox import Fault, running_sandbox
 from sophia_mcp.sandbox.notion import TOKEN, dataset, nid
@@ -390,6 +393,20 @@ async def test_query_filters_use_the_property_type_notion_expects(sandbox: Sandb
     )
 
 
+async def test_a_database_id_or_url_queries_its_one_data_source(sandbox: Sandbox) -> None:
+    notion = notion_of(sandbox)
+    database = next(d for d in dataset()["databases"].values() if d["title"][0]["plain_text"] == "Northwind Projects")
+    by_source = await connector.query_data_source(
+        notion, connector.QueryInput(data_source_id=data_source("Northwind Projects"), limit=5)
+    )
+    by_database = await connector.query_data_source(
+        notion, connector.QueryInput(data_source_id=database["url"] + "?v=148104cd477e80bb928f000ce197ddf2", limit=5)
+    )
+    assert by_database.pages == by_source.pages and len(by_source.pages) == 5
+    with pytest.raises(NotFound, match="Could not find data source"):
+        await connector.query_data_source(notion, connector.QueryInput(data_source_id="0" * 32))
+
+
 async def test_query_refuses_unknown_properties_and_impossible_filters_plainly(sandbox: Sandbox) -> None:
     notion = notion_of(sandbox)
     projects = data_source("Northwind Projects")
@@ -534,6 +551,9 @@ async def test_users_page_through_people_and_bots(mcp_client: Client) -> None:
         "3602d3c0-fb3b-5cf3-8acf-cbc9a43f5c53",
         "3602d3c0fb3b5cf38acfcbc9a43f5c53",
         "https://www.notion.so/northwind/Fleet-Navigation-v2-3602d3c0fb3b5cf38acfcbc9a43f5c53?pvs=4",
+        "https://www.notion.so/northwind/3602d3c0fb3b5cf38acfcbc9a43f5c53?v=148104cd477e80bb928f000ce197ddf2",
+        "https://www.notion.so/northwind/Spec-3602d3c0fb3b5cf38acfcbc9a43f5c53#248104cd477e80fdb757e945d38000bd",
+        "https://www.notion.so/northwind/248104cd477e80fdb757e945d38000bd?v=1481&p=3602d3c0fb3b5cf38acfcbc9a43f5c53&pm=s",
     ],
 )
 def test_ids_come_with_or_without_dashes_or_inside_a_url(value: str) -> None:
@@ -618,3 +638,42 @@ async def test_the_official_notion_client_works_against_the_sandbox() -> None:
     )
     assert (blocks, users) == (26, 12)
     assert refused == "unauthorized"
+
+
+async def test_a_nested_block_that_cannot_be_read_is_marked_not_fatal() -> None:
+    page, synced = "1" * 32, "2" * 32
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path == f"/v1/blocks/{connector.notion_id(page)}/children":
+            results = [
+                {
+                    "object": "block",
+                    "id": connector.notion_id(synced),
+                    "type": "synced_block",
+                    "has_children": True,
+                    "synced_block": {"synced_from": {"type": "block_id", "block_id": "3" * 32}},
+                },
+                {
+                    "object": "block",
+                    "id": "4" * 32,
+                    "type": "paragraph",
+                    "has_children": False,
+                    "paragraph": {"rich_text": [{"type": "text", "plain_text": "Still here"}]},
+                },
+            ]
+            return httpx2.Response(
+                200, json={"object": "list", "results": results, "has_more": False, "next_cursor": None}
+            )
+        message = "Could not find block with ID: 3333. Make sure the relevant pages and databases are shared."
+        return httpx2.Response(
+            404, json={"object": "error", "status": 404, "code": "object_not_found", "message": message}
+        )
+
+    settings = Settings(_env_file=None, notion_token=SecretStr("ntn_x"))  # type: ignore[call-arg]
+    notion = connector.NotionConnector(settings, httpx2.MockTransport(handler))
+    result = await connector.get_page_markdown(notion, connector.MarkdownInput(page_id=page))
+    assert result.markdown == snapshot("""\
+*(nested content not loaded: Notion answered 404 (not found); it may not be shared with the integration)*
+
+Still here\
+""")
