@@ -9,12 +9,14 @@ A connector holds no global state and reads credentials only from `Settings`. Te
 from __future__ import annotations
 
 import base64
+import email.utils
 import hashlib
 import json
 import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import anyio
@@ -62,15 +64,27 @@ class TokenBucket:
         self.tokens -= 1
         return 0.0 if self.tokens >= 0 else -self.tokens / self.spec.per_second
 
+    def give_back(self) -> None:
+        """Return a token taken for a request that was not sent."""
+        self.tokens = min(self.spec.burst, self.tokens + 1)
+
+    def hold_off(self, seconds: float) -> None:
+        """The platform said wait (Retry-After): the next token is `seconds` away, for every caller."""
+        now = time.monotonic()
+        self.tokens = min(self.spec.burst, self.tokens + (now - self.updated) * self.spec.per_second)
+        self.updated = now
+        self.tokens = min(self.tokens, 1 - seconds * self.spec.per_second)
+
 
 class CircuitBreaker:
     """Opens after `threshold` consecutive upstream failures; after `cooldown` seconds one trial
     call goes through (half-open), and its outcome closes or re-opens the circuit."""
 
-    def __init__(self, platform: str, threshold: int = 5, cooldown: float = 30.0) -> None:
+    def __init__(self, platform: str, threshold: int = 5, cooldown: float = 30.0, trial_window: float = 20.0) -> None:
         self.platform = platform
         self.threshold = threshold
         self.cooldown = cooldown
+        self.trial_window = trial_window  # how long the half-open trial may take before another is allowed
         self.failures = 0
         self.opened_at: float | None = None
 
@@ -81,7 +95,11 @@ class CircuitBreaker:
         return "half-open" if time.monotonic() - self.opened_at >= self.cooldown else "open"
 
     def check(self) -> None:
-        if self.state == "open":
+        state = self.state
+        if state == "half-open":  # this caller is the one trial; the others stay blocked meanwhile
+            self.opened_at = time.monotonic() - self.cooldown + self.trial_window
+            return
+        if state == "open":
             assert self.opened_at is not None
             wait = self.cooldown - (time.monotonic() - self.opened_at)
             raise CircuitOpen(
@@ -131,6 +149,10 @@ def retry_after_seconds(response: httpx2.Response) -> float | None:
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:  # the HTTP-date form
+        return max(0.0, (email.utils.parsedate_to_datetime(value) - datetime.now(UTC)).total_seconds())
+    except (TypeError, ValueError):
         return None
 
 
@@ -227,6 +249,7 @@ class Connector:
             self.breaker.check()
             wait = self.bucket.delay_for_one()
             if wait > MAX_RETRY_AFTER:
+                self.bucket.give_back()
                 raise RateLimited(
                     f"sophia-mcp's budget for {self.title} is spent; try again in {wait:.0f} s.",
                     platform=self.platform,
@@ -269,22 +292,24 @@ class Connector:
                 if not error.retriable:
                     self.breaker.record(ok=True)  # the platform answered; the request was at fault
                     raise error
+                if isinstance(error, RateLimited) and error.retry_after:
+                    self.bucket.hold_off(min(error.retry_after, MAX_RETRY_AFTER))  # slow every caller down
             if status_label in ("timeout", "error"):
                 metrics.UPSTREAM_REQUESTS.labels(self.platform, status_label).inc()
-            if not isinstance(error, RateLimited):
-                self.breaker.record(ok=False)
-            if attempt + 1 >= attempts:
-                raise error
-            delay = self.backoff_delay(attempt, error)
+            delay = self.backoff_delay(attempt, error) if attempt + 1 < attempts else None
             if delay is None:
+                if not isinstance(error, RateLimited):
+                    self.breaker.record(ok=False)  # one failure per request, after its retries
                 raise error
-            await anyio.sleep(delay)
+            if delay:
+                await anyio.sleep(delay)
         raise AssertionError("unreachable")
 
     def backoff_delay(self, attempt: int, error: SophiaError) -> float | None:
         """Full-jitter exponential backoff; a Retry-After wins, unless it is too long to wait out."""
         if isinstance(error, RateLimited) and error.retry_after is not None:
-            return error.retry_after if error.retry_after <= MAX_RETRY_AFTER else None
+            # the bucket holds every caller off for Retry-After (see `request`): no extra sleep here
+            return 0.0 if error.retry_after <= MAX_RETRY_AFTER else None
         return random.uniform(0, min(self.backoff_cap, self.backoff_base * 2**attempt))
 
     def classify(self, response: httpx2.Response) -> SophiaError | None:

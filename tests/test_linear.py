@@ -153,3 +153,4 @@ async def test_a_cursor_from_another_platform_is_refused(sandbox: Sandbox) -> No
 def test_packaged_schema_is_the_published_one(specs_dir: Path) -> None:
     packaged = Path(linear.__file__).parents[1] / "sophia_mcp" / "sandbox" / "schemas" / "linear.graphql"
     assert packaged.read_bytes() == (specs_dir / "linear" / "linear.schema.graphql").read_bytes()
+
