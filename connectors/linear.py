@@ -372,7 +372,7 @@ TOOLS = [
         "linear_list_issues",
         PLATFORM,
         "List Linear issues",
-        "List Linear issues, newest first, filtered by team (key or name), project id, workflow state type "
+        "List Linear issues, filtered by team (key or name), project id, workflow state type "
         "(backlog, unstarted, started, completed, canceled) and assignee (email or name). Returns identifier "
         "(e.g. AUT-12), title, state, priority, assignee and URL; verbose adds descriptions.",
         ListIssuesInput,
