@@ -8,13 +8,13 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from sophia_mcp.errors import BadInput, SophiaError
-from sophia_mcp.models import ProjectStatus
+from sophia_mcp.models import Project, ProjectStatus
 from sophia_mcp.registry import ToolSpec
 from sophia_mcp.service import PlatformProjects, PlatformStatusInput, Service, StatusOutput
 
@@ -47,7 +47,28 @@ class ProjectsQuery(BaseModel):
     fresh: bool = False
 
 
+DEFAULT_PROJECTS_QUERY = ProjectsQuery()
+PROJECT_LIST: TypeAdapter[list[Project]] = TypeAdapter(list[Project])
+_projects_json: dict[int, tuple[list[Project], bytes]] = {}
+
+
+def envelope_json(result: PlatformProjects) -> bytes:
+    """`result.model_dump_json()`, reusing the JSON of the project list while the same cached list is
+    served: a cache hit changes only the freshness fields, so the list is serialised once per fetch."""
+    projects = result.projects
+    memo = _projects_json.get(id(projects))
+    if memo is None or memo[0] is not projects:  # holding the list keeps its id from being reused
+        if len(_projects_json) >= 256:
+            _projects_json.clear()
+        memo = _projects_json[id(projects)] = (projects, PROJECT_LIST.dump_json(projects))
+    head = result.model_dump_json(exclude={"projects"}).encode()
+    cut = head.rindex(b',"next_cursor":')  # the last field, after `projects`
+    return b"".join((head[:cut], b',"projects":', memo[1], head[cut:]))
+
+
 def parse_query(model: type[BaseModel], request: Request) -> Any:
+    if model is ProjectsQuery and not request.scope.get("query_string"):
+        return DEFAULT_PROJECTS_QUERY
     params = dict(request.query_params)
     try:
         return model.model_validate(params)
@@ -79,7 +100,8 @@ def routes(service: Service, specs: list[ToolSpec]) -> list[Route]:
             )
         except SophiaError as exc:
             return problem_response(exc, request.url.path)
-        return JSONBytes(result.model_dump_json())
+        assert isinstance(result, PlatformProjects)
+        return JSONBytes(envelope_json(result))
 
     async def platforms(request: Request) -> Response:
         async def call() -> StatusOutput:

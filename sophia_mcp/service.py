@@ -23,12 +23,16 @@ from connectors.base import Connector, decode_cursor, encode_cursor
 from sophia_mcp import metrics
 from sophia_mcp.cache import Cache, CacheKey
 from sophia_mcp.config import PLATFORMS, Settings
-from sophia_mcp.errors import BadInput, SophiaError, UnknownPlatform
+from sophia_mcp.errors import BadInput, NotFound, SophiaError, UnknownPlatform
 from sophia_mcp.models import Freshness, Model, Project, ProjectPage, ProjectStatus, SearchHit, Source, ToolOutput
 from sophia_mcp.registry import CORE_TOOLSET, Cursor, ToolInput, ToolSpec
+from sophia_mcp.store import Store
+from sophia_mcp.store.audit import AuditLog
+from sophia_mcp.store.memory import MemoryStore
 
 log = logging.getLogger("sophia_mcp")
 
+PROJECT_PAGE_SIZE = 100  # the page size every platform accepts for its project list
 MAX_RESULT_CHARS = 40_000  # about 10k tokens: a list result larger than this is cut, and says so
 
 Platform = Literal["linear", "asana", "notion", "hubspot", "gong", "slack", "github"]
@@ -62,6 +66,11 @@ class PlatformProjects(ToolOutput):
     platform: str
     projects: list[Project]
     next_cursor: str | None = None
+
+
+class PlatformProject(ToolOutput):
+    platform: str
+    project: Project
 
 
 class SearchOutput(ToolOutput):
@@ -123,10 +132,13 @@ class Service:
         transports: Mapping[str, httpx2.AsyncBaseTransport] | None = None,
         cache: Cache | None = None,
         audit: AuditSink | None = None,
+        store: Store | None = None,
     ) -> None:
         self.settings = settings
-        self.cache = cache or Cache()
-        self.audit = audit
+        # without a store (tests, embedding) snapshots and the audit log live in this process
+        self.store = store if store is not None else MemoryStore()
+        self.cache = cache or Cache.from_settings(settings, self.store)
+        self.audit = audit if audit is not None else AuditLog(self.store, retention_days=settings.audit_retention_days)
         self.connectors: dict[str, Connector] = {}
         self.tool_counts: dict[str, int] = {}
         for module in load_connector_modules():
@@ -135,7 +147,10 @@ class Service:
             self.tool_counts[cls.platform] = len(module.TOOLS)
 
     async def start(self) -> None:
+        await self.store.open()
         await self.cache.start()
+        if isinstance(self.audit, AuditLog):
+            await self.audit.start()
 
     async def readiness_problems(self) -> list[str]:
         """Why this replica should not take traffic yet; empty when ready."""
@@ -145,6 +160,9 @@ class Service:
         for connector in self.connectors.values():
             await connector.aclose()
         await self.cache.aclose()
+        if isinstance(self.audit, AuditLog):
+            await self.audit.aclose()
+        await self.store.aclose()
 
     # -- lookup -------------------------------------------------------------------------------
 
@@ -264,9 +282,51 @@ class Service:
             ProjectPage,
             fresh=fresh,
         )
-        return PlatformProjects(platform=platform, projects=page.items, next_cursor=page.next_cursor).with_freshness(
-            freshness
-        )  # type: ignore[return-value]
+        # built without re-validating what the connector or the store already validated, so a cache
+        # hit keeps the cached list itself (the REST shim serialises it once per fetch, not per hit)
+        return PlatformProjects.model_construct(
+            platform=platform,
+            projects=page.items,
+            next_cursor=page.next_cursor,
+            source=freshness.source,
+            fetched_at=freshness.fetched_at,
+            age_seconds=freshness.age_seconds,
+            stale_reason=freshness.stale_reason,
+        )
+
+    async def all_platform_projects(self, platform: str, *, max_pages: int = 20) -> PlatformProjects:
+        """Every project of one platform, page by page, each page read through the cache: what the
+        `sophia://{platform}/projects` resource, the prompts and completions serve."""
+        pages: list[PlatformProjects] = []
+        cursor: str | None = None
+        for _ in range(max_pages):
+            page = await self.platform_projects(platform, limit=PROJECT_PAGE_SIZE, cursor=cursor)
+            pages.append(page)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        projects = [project for page in pages for project in page.projects]
+        note = f"Only the first {len(projects)} projects; page with list_projects for more." if cursor else None
+        return PlatformProjects(
+            platform=platform, projects=projects, next_cursor=cursor, truncated=cursor is not None, note=note,
+            **combined_freshness(pages),  # type: ignore[arg-type]
+        )
+
+    async def platform_project(self, platform: str, project: str) -> PlatformProject:
+        """One project by id, or by its exact name (case-insensitive), from the platform's cached
+        project pages: the `sophia://{platform}/projects/{id}` resource and the project brief prompt."""
+        every = await self.all_platform_projects(platform)
+        found = next((p for p in every.projects if p.id == project), None) or next(
+            (p for p in every.projects if p.name.casefold() == project.casefold()), None
+        )
+        if found is None:
+            raise NotFound(
+                f"no {platform} project has the id or name {project!r}; list_projects shows them.", platform=platform
+            )
+        return PlatformProject(
+            platform=platform, project=found, source=every.source, fetched_at=every.fetched_at,
+            age_seconds=every.age_seconds, stale_reason=every.stale_reason,
+        )
 
     def _targets(self, platforms: list[str] | None) -> tuple[list[str], dict[str, PlatformOutcome]]:
         """The platforms to fan out to, and an outcome for each one left out (never silently)."""

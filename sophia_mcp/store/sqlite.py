@@ -1,0 +1,244 @@
+"""SQLite store: the zero-setup default. The standard library's `sqlite3` runs in one worker thread
+(one connection, calls serialised by a capacity limiter of 1), so the event loop never waits on disk.
+
+The database is in WAL mode. Audit commits use `synchronous=FULL` (fsync before the caller is
+answered: nothing acknowledged is lost, even on power loss); snapshot writes use `NORMAL` (they are
+a cache: surviving a process crash is enough). Migrations run under `BEGIN IMMEDIATE`, the
+database's write lock, so processes starting together apply each one exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from sophia_mcp.store import AuditEntry, Snapshot, Store, StoreError, arguments_json
+
+T = TypeVar("T")
+
+#: Version N is MIGRATIONS[N - 1]; applied versions are recorded in `PRAGMA user_version`.
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE snapshots (
+            key TEXT PRIMARY KEY,
+            platform TEXT NOT NULL,
+            body TEXT NOT NULL,
+            fetched_at REAL NOT NULL
+        )""",
+        "CREATE INDEX snapshots_fetched_at ON snapshots (fetched_at)",
+        """CREATE TABLE leases (
+            key TEXT PRIMARY KEY,
+            holder TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        )""",
+        """CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at REAL NOT NULL,
+            principal TEXT NOT NULL,
+            transport TEXT NOT NULL,
+            tool TEXT NOT NULL,
+            arguments TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            duration_ms REAL NOT NULL,
+            source TEXT
+        )""",
+        "CREATE INDEX audit_log_at ON audit_log (at)",
+        "CREATE INDEX audit_log_tool_at ON audit_log (tool, at)",
+    ],
+]
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._limiter = anyio.CapacityLimiter(1)
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        conn = self._conn
+        if conn is None:
+            raise StoreError(f"the SQLite store {self.path} is not open")
+        try:
+            return await anyio.to_thread.run_sync(fn, conn, limiter=self._limiter)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the SQLite store {self.path} failed: {exc}") from exc
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._conn is not None:
+            return
+        try:
+            self._conn = await anyio.to_thread.run_sync(self._connect, limiter=self._limiter)
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            Path(self.path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(
+            Path(self.path).expanduser() if self.path != ":memory:" else self.path,
+            isolation_level=None,  # transactions are explicit
+            check_same_thread=False,  # used from one worker thread at a time
+            timeout=30.0,
+        )
+        conn.execute("PRAGMA busy_timeout = 30000")
+        use_wal(conn)
+        migrate(conn)
+        return conn
+
+    async def aclose(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
+
+    async def ping(self) -> None:
+        await self._run(lambda c: c.execute("SELECT 1").fetchone())
+
+    # -- snapshots and leases -----------------------------------------------------------------
+
+    async def get_snapshot(self, key: str) -> Snapshot | None:
+        def get(conn: sqlite3.Connection) -> Snapshot | None:
+            row = conn.execute("SELECT body, fetched_at FROM snapshots WHERE key = ?", (key,)).fetchone()
+            return Snapshot(row[0], row[1]) if row else None
+
+        return await self._run(get)
+
+    async def put_snapshot(self, key: str, platform: str, snapshot: Snapshot) -> None:
+        def put(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(
+                """INSERT INTO snapshots (key, platform, body, fetched_at) VALUES (?, ?, ?, ?)
+                   ON CONFLICT (key) DO UPDATE SET body = excluded.body, fetched_at = excluded.fetched_at
+                   WHERE snapshots.fetched_at < excluded.fetched_at""",
+                (key, platform, snapshot.body, snapshot.fetched_at),
+            )
+
+        await self._run(put)
+
+    async def try_lease(self, key: str, holder: str, seconds: float) -> bool:
+        def take(conn: sqlite3.Connection) -> bool:
+            now = time.time()
+            conn.execute("PRAGMA synchronous = NORMAL")
+            row = conn.execute(
+                """INSERT INTO leases (key, holder, expires_at) VALUES (?, ?, ?)
+                   ON CONFLICT (key) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+                   WHERE leases.expires_at < ? OR leases.holder = excluded.holder
+                   RETURNING holder""",
+                (key, holder, now + seconds, now),
+            ).fetchone()
+            return row is not None
+
+        return await self._run(take)
+
+    async def release_lease(self, key: str, holder: str) -> None:
+        await self._run(lambda c: c.execute("DELETE FROM leases WHERE key = ? AND holder = ?", (key, holder)))
+
+    # -- audit --------------------------------------------------------------------------------
+
+    async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
+        rows = [
+            (e.at.timestamp(), e.principal, e.transport, e.tool, arguments_json(e.arguments), e.outcome,
+             e.duration_ms, e.source)
+            for e in entries
+        ]
+
+        def append(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA synchronous = FULL")
+            conn.execute("BEGIN")
+            try:
+                conn.executemany(
+                    "INSERT INTO audit_log (at, principal, transport, tool, arguments, outcome, duration_ms, source)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    rows,
+                )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+        await self._run(append)
+
+    async def read_audit(
+        self, *, since: datetime | None = None, tool: str | None = None, limit: int | None = None
+    ) -> list[AuditEntry]:
+        where: list[str] = []
+        params: list[Any] = []
+        if since is not None:
+            where.append("at >= ?")
+            params.append(since.timestamp())
+        if tool is not None:
+            where.append("tool = ?")
+            params.append(tool)
+        sql = "SELECT at, principal, transport, tool, arguments, outcome, duration_ms, source FROM audit_log"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY id DESC"
+        if limit:
+            sql += f" LIMIT {int(limit)}"
+
+        def read(conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+            return conn.execute(sql, params).fetchall()
+
+        return [
+            AuditEntry(datetime.fromtimestamp(at, UTC), principal, transport, tool_, json.loads(arguments), outcome,
+                       duration_ms, source)
+            for at, principal, transport, tool_, arguments, outcome, duration_ms, source in reversed(await self._run(read))
+        ]
+
+    async def prune_audit(self, before: datetime) -> int:
+        def prune(conn: sqlite3.Connection) -> int:
+            conn.execute("PRAGMA synchronous = FULL")
+            return conn.execute("DELETE FROM audit_log WHERE at < ?", (before.timestamp(),)).rowcount
+
+        return await self._run(prune)
+
+    async def prune_snapshots(self, before: float) -> int:
+        def prune(conn: sqlite3.Connection) -> int:
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute("DELETE FROM leases WHERE expires_at < ?", (time.time(),))
+            return conn.execute("DELETE FROM snapshots WHERE fetched_at < ?", (before,)).rowcount
+
+        return await self._run(prune)
+
+
+def use_wal(conn: sqlite3.Connection, within: float = 30.0) -> None:
+    """Switch to WAL. Processes opening a new database together can find it locked: switching needs
+    a moment alone with the file, and SQLite does not wait for it (no busy handler), so we do."""
+    deadline = time.monotonic() + within
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")  # an in-memory database stays "memory": fine too
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+        time.sleep(0.01)
+
+
+def migrate(conn: sqlite3.Connection) -> None:
+    """Apply the migrations this database lacks, each exactly once even with several processes."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"the store's schema is version {version}, newer than this sophia-mcp knows ({len(MIGRATIONS)}): "
+                "upgrade sophia-mcp"
+            )
+        for number, statements in enumerate(MIGRATIONS[version:], start=version + 1):
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
