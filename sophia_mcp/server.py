@@ -168,13 +168,16 @@ def tool_from_spec(spec: ToolSpec, service: Service) -> Tool:
             structured_content=output.model_dump(mode="json"),
         )
 
+    # The output schema is advertised but not re-validated on every call: the service already returns
+    # instances of `spec.output_model`, and re-validating a large result cost as much as building it.
+    output_schema = FuncMetadata(arg_model=spec.input_model, output_model=spec.output_model).output_schema
     return Tool(
         fn=run,
         name=spec.name,
         title=spec.title,
         description=spec.description,
         parameters=spec.input_model.model_json_schema(by_alias=True),
-        fn_metadata=FuncMetadata(arg_model=spec.input_model, output_model=spec.output_model),
+        fn_metadata=FuncMetadata(arg_model=spec.input_model, output_schema=output_schema),
         is_async=True,
         context_kwarg="ctx",
         annotations=ToolAnnotations(
