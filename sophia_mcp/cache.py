@@ -41,6 +41,7 @@ log = logging.getLogger("sophia_mcp.cache")
 
 T = TypeVar("T")
 Fetch = Callable[[], Awaitable[Any]]
+ChangeListener = Callable[["CacheKey", Any, Any], Awaitable[None]]
 
 REFRESH_AHEAD = 0.8  # refresh a used entry once it has lived this share of the TTL
 PRUNE_EVERY = 3600.0  # seconds between deletions of snapshots too old to serve even stale
@@ -111,6 +112,8 @@ class Cache:
         self.flights: dict[CacheKey, asyncio.Task[Served]] = {}  # one upstream call per key at a time
         self._refresh_limits: dict[str, asyncio.Semaphore] = {}
         self._background: asyncio.Task[None] | None = None
+        self._change_listeners: list[ChangeListener] = []
+        self._announcements: set[asyncio.Task[None]] = set()
         self._lookups: dict[tuple[str, str], Any] = {}
         self._ages: dict[str, Any] = {}
 
@@ -304,12 +307,22 @@ class Cache:
             return self._adopt(key, stored, fetch, model)
         return None
 
+    def add_change_listener(self, listener: ChangeListener) -> None:
+        """`await listener(key, before, after)` whenever a read or a background refresh replaces a
+        key's value with a different one (resource subscriptions hear of changes this way)."""
+        self._change_listeners.append(listener)
+
     def _remember(self, key: CacheKey, served: Served, fetch: Fetch, model: type[Any]) -> None:
         current = self.hot.get(key)
         if current is not None and current.fetched_at >= served.fetched_at:
             return
         used_at = current.used_at if current is not None else self.clock()
         self.hot[key] = Entry(served.value, served.fetched_at, served.fetched_at_dt, used_at, fetch, model)
+        if current is not None and current.value != served.value:
+            for listener in self._change_listeners:
+                task = asyncio.ensure_future(listener(key, current.value, served.value))
+                self._announcements.add(task)
+                task.add_done_callback(self._announcements.discard)
         if len(self.hot) > self.max_entries:
             for old in sorted(self.hot, key=lambda k: self.hot[k].used_at)[: self.max_entries // 10]:
                 del self.hot[old]

@@ -324,7 +324,5 @@ def build_mcp_server(service: Service, specs: list[ToolSpec]) -> MCPServer:
     for name in ("sophia_mcp", "connectors"):
         if RELAY not in logging.getLogger(name).handlers:
             logging.getLogger(name).addHandler(RELAY)
-    add_change_listener = getattr(service.cache, "add_change_listener", None)
-    if add_change_listener is not None:  # the cache's hook for "a refreshed key's data changed"
-        add_change_listener(subscriptions.data_changed)
+    service.cache.add_change_listener(subscriptions.data_changed)
     return server

@@ -174,31 +174,9 @@ async def test_a_2026_client_listening_hears_of_changes_to_the_resources_it_name
     assert event.uri == "sophia://linear/projects/b"  # type: ignore[union-attr]
 
 
-class ChangeAnnouncingCache(Cache):
-    """The change hook as proposed for cache.py (see the report of issue 5): listeners hear of every
-    key whose value a read or a background refresh replaced with a different one."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.listeners: list[Any] = []
-        self.announcements: set[asyncio.Task[None]] = set()
-
-    def add_change_listener(self, listener: Any) -> None:
-        self.listeners.append(listener)
-
-    def _remember(self, key: CacheKey, served: Any, fetch: Any, model: type[Any]) -> None:
-        current = self.hot.get(key)
-        super()._remember(key, served, fetch, model)
-        if current is not None and self.hot.get(key) is not current and current.value != served.value:
-            for listener in self.listeners:
-                task = asyncio.ensure_future(listener(key, current.value, served.value))
-                self.announcements.add(task)
-                task.add_done_callback(self.announcements.discard)
-
-
 async def test_a_background_refresh_that_changes_a_project_notifies_its_subscribers(sandbox: Sandbox) -> None:
     clock = FakeClock()
-    cache = ChangeAnnouncingCache(ttl=300, clock=clock)
+    cache = Cache(ttl=300, clock=clock)
     service = Service(sandbox.settings(), transports=dict.fromkeys(PLATFORMS, sandbox.transport), cache=cache)
     await service.start()
     linear = service.connector("linear")
@@ -223,7 +201,7 @@ async def test_a_background_refresh_that_changes_a_project_notifies_its_subscrib
         linear.list_projects = renamed_first  # type: ignore[method-assign]
         clock.now += 300 * 0.85
         assert await cache.refresh_due() == 1
-        await asyncio.gather(*cache.announcements)
+        await asyncio.gather(*cache._announcements)
         await client.send_ping()
     await service.aclose()
 
