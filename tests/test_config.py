@@ -63,3 +63,15 @@ def test_http_off_loopback_without_api_keys_is_refused(capsys: pytest.CaptureFix
 def test_a_misspelt_toolset_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["tools", "--toolsets", "linaer"]) == 2
     assert "unknown toolset(s): linaer" in capsys.readouterr().err
+
+
+def test_every_setting_is_documented_in_the_readme() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    undocumented = [
+        f"SOPHIA_{name.upper()}"
+        for name in Settings.model_fields
+        if f"SOPHIA_{name.upper()}" not in readme and not name.endswith("_base_url")
+    ]
+    assert undocumented == [] and "SOPHIA_<PLATFORM>_BASE_URL" in readme
