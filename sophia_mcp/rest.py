@@ -81,22 +81,23 @@ def parse_query(model: type[BaseModel], request: Request) -> Any:
 def routes(service: Service, specs: list[ToolSpec]) -> list[Route]:
     async def projects(request: Request) -> Response:
         platform = request.path_params["platform"]
-        try:
-            query = parse_query(ProjectsQuery, request)
-            fresh = query.fresh or "no-cache" in request.headers.get("cache-control", "")
+        arguments: dict[str, Any] = dict(request.query_params)  # audited as sent, or as parsed once valid
+
+        async def call() -> PlatformProjects:
             service.connector(platform)  # unknown platform: 404 before anything else
+            query = parse_query(ProjectsQuery, request)
+            arguments.clear()
+            arguments.update(query.model_dump(exclude_defaults=True))
+            fresh = query.fresh or "no-cache" in request.headers.get("cache-control", "")
+            return await service.platform_projects(
+                platform, status=query.status, limit=query.limit, cursor=query.cursor, fresh=fresh
+            )
 
-            async def call() -> PlatformProjects:
-                return await service.platform_projects(
-                    platform, status=query.status, limit=query.limit, cursor=query.cursor, fresh=fresh
-                )
-
+        # refused requests are audited too; an unknown platform gets one name, so metric labels stay bounded
+        name = f"rest:{platform}.projects" if platform in service.connectors else "rest:unknown.projects"
+        try:
             result = await service.observe(
-                f"rest:{platform}.projects",
-                query.model_dump(exclude_defaults=True),
-                call,
-                transport="rest",
-                principal=request.scope.get(PRINCIPAL_SCOPE_KEY),
+                name, arguments, call, transport="rest", principal=request.scope.get(PRINCIPAL_SCOPE_KEY)
             )
         except SophiaError as exc:
             return problem_response(exc, request.url.path)

@@ -223,3 +223,25 @@ async def test_an_upstream_failure_with_nothing_cached_is_recorded_as_its_error_
         await service.invoke(spec, spec.input_model())
     [entry] = await service.store.read_audit()
     assert (entry.tool, entry.outcome, entry.transport) == ("linear_list_teams", "upstream-unavailable", "mcp")
+
+
+async def test_refused_rest_requests_are_audited_too(sandbox: Sandbox) -> None:
+    from sophia_mcp.app import create_app
+    from sophia_mcp.registry import all_tools
+    from sophia_mcp.server import build_mcp_server
+
+    service = sandbox.service()
+    entries: list[dict[str, Any]] = []
+
+    async def sink(entry: dict[str, Any]) -> None:
+        entries.append(entry)
+
+    service.audit = sink
+    app = create_app(service, build_mcp_server(service, all_tools()), all_tools())
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://127.0.0.1") as rest:
+        assert (await rest.get("/api/v4/mcp/nope/projects")).status_code == 404
+        assert (await rest.get("/api/v4/mcp/linear/projects", params={"limit": "x"})).status_code == 400
+    assert [(e["tool"], e["outcome"], e["arguments"]) for e in entries] == [
+        ("rest:unknown.projects", "unknown-platform", {}),
+        ("rest:linear.projects", "bad-input", {"limit": "x"}),
+    ]
