@@ -7,6 +7,7 @@ import contextlib
 import gc
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -223,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # argument errors reach the model as text: keep pydantic's per-error documentation links out of it
+    os.environ.setdefault("PYDANTIC_ERRORS_INCLUDE_URL", "0")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     logging.getLogger("httpx2").setLevel(logging.WARNING)  # one INFO line per upstream request is noise
