@@ -135,23 +135,30 @@ class Cache:
     ) -> tuple[T, Freshness]:
         """The value for `key` and where it came from. `fetch` calls the platform; `model` rebuilds
         the value from its stored JSON. `fresh=True` skips fresh entries but still shares the call."""
-        now = self.clock()
-        entry = self.hot.get(key)
-        if entry is not None and not fresh and now - entry.fetched_at < self.ttl:
-            entry.used_at = now
-            entry.fetch = fetch
-            age = now - entry.fetched_at
-            self._count(key.platform, "fresh", age)
-            return entry.value, Freshness.model_construct(
-                source="cache", fetched_at=entry.fetched_at_dt, age_seconds=round(age, 3), stale_reason=None
-            )
-        served = await self._coalesced(key, fetch, model, fresh, now)
+        if not fresh and (hit := self.fresh_hit(key, fetch)) is not None:
+            return hit
+        served = await self._coalesced(key, fetch, model, fresh, self.clock())
         now = self.clock()
         age = max(0.0, now - served.fetched_at) if served.source != "live" else 0.0
         self._count(key.platform, LOOKUP_RESULT[served.source], age)
         return served.value, Freshness.model_construct(
             source=served.source, fetched_at=served.fetched_at_dt, age_seconds=round(age, 3),
             stale_reason=served.stale_reason,
+        )
+
+    def fresh_hit(self, key: CacheKey, fetch: Fetch) -> tuple[Any, Freshness] | None:
+        """The value for `key` if the hot layer holds it fresh, else None: `read`'s hit, without
+        awaiting anything, so a fan-out over warm keys needs no task per key."""
+        now = self.clock()
+        entry = self.hot.get(key)
+        if entry is None or now - entry.fetched_at >= self.ttl:
+            return None
+        entry.used_at = now
+        entry.fetch = fetch
+        age = now - entry.fetched_at
+        self._count(key.platform, "fresh", age)
+        return entry.value, Freshness.model_construct(
+            source="cache", fetched_at=entry.fetched_at_dt, age_seconds=round(age, 3), stale_reason=None
         )
 
     def _count(self, platform: str, result: str, age: float) -> None:

@@ -23,7 +23,7 @@ from connectors.base import Connector, decode_cursor, encode_cursor
 from sophia_mcp import metrics
 from sophia_mcp.cache import Cache, CacheKey
 from sophia_mcp.config import PLATFORMS, Settings
-from sophia_mcp.errors import BadInput, NotFound, SophiaError, UnknownPlatform
+from sophia_mcp.errors import NotFound, SophiaError, UnknownPlatform
 from sophia_mcp.models import Freshness, Model, Project, ProjectPage, ProjectStatus, SearchHit, Source, ToolOutput
 from sophia_mcp.registry import CORE_TOOLSET, Cursor, ToolInput, ToolSpec
 from sophia_mcp.store import Store
@@ -190,13 +190,7 @@ class Service:
         fresh: bool = False,
     ) -> tuple[Any, Freshness]:
         connector.require_configured()
-        key = CacheKey(
-            platform=connector.platform,
-            operation=operation,
-            arguments=json.dumps(arguments, sort_keys=True, default=str, separators=(",", ":")),
-            credential=connector.credential_identity(),
-        )
-        return await self.cache.read(key, fetch, model, fresh=fresh)
+        return await self.cache.read(cache_key(connector, operation, arguments), fetch, model, fresh=fresh)
 
     async def observe(
         self,
@@ -275,24 +269,21 @@ class Service:
         connector = self.connector(platform)
         arguments = {"status": status, "limit": limit, "cursor": cursor}
         page, freshness = await self.read(
-            connector,
-            "list_projects",
-            arguments,
-            lambda: connector.list_projects(status, limit, cursor),
-            ProjectPage,
+            connector, "list_projects", arguments, projects_fetch(connector, status, limit, cursor), ProjectPage,
             fresh=fresh,
         )
-        # built without re-validating what the connector or the store already validated, so a cache
-        # hit keeps the cached list itself (the REST shim serialises it once per fetch, not per hit)
-        return PlatformProjects.model_construct(
-            platform=platform,
-            projects=page.items,
-            next_cursor=page.next_cursor,
-            source=freshness.source,
-            fetched_at=freshness.fetched_at,
-            age_seconds=freshness.age_seconds,
-            stale_reason=freshness.stale_reason,
-        )
+        return projects_envelope(platform, page, freshness)
+
+    def warm_platform_projects(
+        self, platform: str, status: ProjectStatus | None, limit: int, cursor: str | None
+    ) -> PlatformProjects | None:
+        """`platform_projects` when the cache holds the page fresh, else None, without awaiting."""
+        connector = self.connector(platform)
+        if not connector.configured:
+            return None
+        key = cache_key(connector, "list_projects", {"status": status, "limit": limit, "cursor": cursor})
+        hit = self.cache.fresh_hit(key, projects_fetch(connector, status, limit, cursor))
+        return None if hit is None else projects_envelope(platform, *hit)
 
     async def all_platform_projects(self, platform: str, *, max_pages: int = 20) -> PlatformProjects:
         """Every project of one platform, page by page, each page read through the cache: what the
@@ -346,11 +337,23 @@ class Service:
         return targets, skipped
 
     async def fan_out(
-        self, targets: list[str], call: Callable[[str], Awaitable[ToolOutput]]
+        self,
+        targets: list[str],
+        call: Callable[[str], Awaitable[ToolOutput]],
+        warm: Callable[[str], ToolOutput | None] | None = None,
     ) -> dict[str, ToolOutput | SophiaError]:
-        """Run `call` for every platform at once; one platform's failure never fails the others."""
+        """Run `call` for every platform at once; one platform's failure never fails the others.
+        `warm(platform)` may answer from the cache first, so warm platforms need no task."""
         results: dict[str, ToolOutput | SophiaError] = {}
+        if warm is not None:
+            for platform in targets:
+                if (ready := warm(platform)) is not None:
+                    results[platform] = ready
         report = progress_reporter.get()
+        if len(results) == len(targets):
+            if report is not None and targets:
+                await report(len(targets), len(targets), "all answered from the cache")
+            return results
 
         async def one(platform: str) -> None:
             try:
@@ -365,7 +368,8 @@ class Service:
 
         async with anyio.create_task_group() as tg:
             for platform in targets:
-                tg.start_soon(one, platform)
+                if platform not in results:
+                    tg.start_soon(one, platform)
         return {p: results[p] for p in targets}
 
     async def list_projects(self, args: ListProjectsInput) -> ProjectsOutput:
@@ -381,10 +385,13 @@ class Service:
                 platform, status=args.status, limit=per_platform, cursor=cursors.get(platform)
             )
 
+        def warm(platform: str) -> ToolOutput | None:
+            return self.warm_platform_projects(platform, args.status, per_platform, cursors.get(platform))
+
         projects: list[Project] = []
         next_cursors: dict[str, str] = {}
         sources: list[ToolOutput] = []
-        for platform, result in (await self.fan_out(targets, one)).items():
+        for platform, result in (await self.fan_out(targets, one, warm)).items():
             if isinstance(result, SophiaError):
                 outcomes[platform] = PlatformOutcome(error=result.message, error_type=result.type)
                 continue
@@ -460,6 +467,35 @@ class Service:
             ],
             fetched_at=datetime.now(UTC),
         )
+
+
+def cache_key(connector: Connector, operation: str, arguments: Mapping[str, Any]) -> CacheKey:
+    return CacheKey(
+        platform=connector.platform,
+        operation=operation,
+        arguments=json.dumps(arguments, sort_keys=True, default=str, separators=(",", ":")),
+        credential=connector.credential_identity(),
+    )
+
+
+def projects_fetch(
+    connector: Connector, status: ProjectStatus | None, limit: int, cursor: str | None
+) -> Callable[[], Awaitable[ProjectPage]]:
+    return lambda: connector.list_projects(status, limit, cursor)
+
+
+def projects_envelope(platform: str, page: ProjectPage, freshness: Freshness) -> PlatformProjects:
+    # built without re-validating what the connector or the store already validated, so a cache hit
+    # keeps the cached list itself (the REST shim serialises it once per fetch, not per hit)
+    return PlatformProjects.model_construct(
+        platform=platform,
+        projects=page.items,
+        next_cursor=page.next_cursor,
+        source=freshness.source,
+        fetched_at=freshness.fetched_at,
+        age_seconds=freshness.age_seconds,
+        stale_reason=freshness.stale_reason,
+    )
 
 
 def combined_freshness(parts: list[ToolOutput]) -> dict[str, Any]:
