@@ -164,6 +164,8 @@ class Connector:
     #: settings fields that must be set for the platform to be configured
     credential_fields: ClassVar[tuple[str, ...]]
     base_url_field: ClassVar[str]
+    #: further settings whose value changes what the platform answers (they join the cache key)
+    identity_fields: ClassVar[tuple[str, ...]] = ()
     rate: ClassVar[RateSpec] = RateSpec(per_second=5, burst=20)
     backoff_base: ClassVar[float] = 0.25
     backoff_cap: ClassVar[float] = 8.0
@@ -174,6 +176,7 @@ class Connector:
         self.bucket = TokenBucket(self.rate)
         self.breaker = CircuitBreaker(self.platform)
         self._client: httpx2.AsyncClient | None = None
+        self._identity: str | None = None
 
     # -- configuration ------------------------------------------------------------------------
 
@@ -197,13 +200,16 @@ class Connector:
             raise NotConfigured(self.platform, missing)
 
     def credential_identity(self) -> str:
-        """A short digest that tells credentials apart (for cache keys) without revealing them."""
-        digest = hashlib.sha256(str(self.base_url).encode())
-        for field in self.credential_fields:
-            secret = getattr(self.settings, field)
-            value = secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret)
-            digest.update(b"\0" + value.encode())
-        return digest.hexdigest()[:16]
+        """A short digest that tells credentials apart (for cache keys) without revealing them;
+        settings are immutable, so it is computed once."""
+        if self._identity is None:
+            digest = hashlib.sha256(str(self.base_url).encode())
+            for field in (*self.credential_fields, *self.identity_fields):
+                secret = getattr(self.settings, field)
+                value = secret.get_secret_value() if hasattr(secret, "get_secret_value") else str(secret)
+                digest.update(b"\0" + value.encode())
+            self._identity = digest.hexdigest()[:16]
+        return self._identity
 
     def auth_headers(self) -> dict[str, str]:
         raise NotImplementedError

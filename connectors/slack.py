@@ -10,7 +10,6 @@ workspace, in tiers (Tier 2 about 20 calls a minute, Tier 3 50, Tier 4 100).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -86,6 +85,7 @@ class SlackConnector(Connector):
     platform = PLATFORM
     title = "Slack"
     credential_fields = ("slack_bot_token",)
+    identity_fields = ("slack_user_token",)  # search results depend on whose user token asks
     base_url_field = "slack_base_url"
     #: a ceiling across methods; Slack's real limits are per method (TIER_PER_MINUTE, one bucket each)
     rate = RateSpec(per_second=5, burst=50)
@@ -103,12 +103,6 @@ class SlackConnector(Connector):
     def auth_headers(self) -> dict[str, str]:
         assert self.settings.slack_bot_token is not None
         return {"Authorization": f"Bearer {self.settings.slack_bot_token.get_secret_value()}"}
-
-    def credential_identity(self) -> str:
-        """Also tells user tokens apart: search results depend on whose token asks."""
-        user = self.settings.slack_user_token
-        digest = hashlib.sha256((super().credential_identity() + (user.get_secret_value() if user else "")).encode())
-        return digest.hexdigest()[:16]
 
     def user_token_headers(self) -> dict[str, str]:
         if self.settings.slack_user_token is None:
