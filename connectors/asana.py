@@ -10,6 +10,7 @@ workspace answers 402 Payment Required, which becomes `PremiumRequired` naming t
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ import httpx2
 from pydantic import Field
 
 from connectors.base import Connector, PageGuard, RateSpec, decode_cursor, encode_cursor
+from sophia_mcp.config import Settings
 from sophia_mcp.errors import BadInput, Forbidden, SophiaError, UpstreamUnavailable
 from sophia_mcp.models import Model, Project, ProjectPage, ProjectStatus, SearchHit, ToolOutput
 from sophia_mcp.registry import Cursor, Limit, PageInput, ToolInput, ToolSpec, Verbose
@@ -68,12 +70,20 @@ class PremiumRequired(Forbidden):
     title = "Needs a premium Asana workspace"
 
 
+WORKSPACES_TTL = 3600.0  # seconds the list of visible workspaces is reused
+
+
 class AsanaConnector(Connector):
     platform = PLATFORM
     title = "Asana"
     credential_fields = ("asana_token",)
     base_url_field = "asana_base_url"
     rate = RateSpec(per_second=150 / 60, burst=50)
+
+    def __init__(self, settings: Settings, transport: httpx2.AsyncBaseTransport | None = None) -> None:
+        super().__init__(settings, transport)
+        #: (when listed, workspaces): every read starts from the workspaces, which rarely change
+        self._visible: tuple[float, list[dict[str, Any]]] | None = None
 
     def auth_headers(self) -> dict[str, str]:
         assert self.settings.asana_token is not None
@@ -146,7 +156,10 @@ class AsanaConnector(Connector):
         chosen = (self.settings.asana_workspace or "").strip()
         if chosen.isdigit():
             return [{"gid": chosen}]
-        visible, _ = await self.every("/workspaces", {"opt_fields": "name,is_organization"})
+        if self._visible is None or time.monotonic() - self._visible[0] > WORKSPACES_TTL:
+            listed, _ = await self.every("/workspaces", {"opt_fields": "name,is_organization"})
+            self._visible = (time.monotonic(), listed)
+        visible = self._visible[1]
         if not chosen:
             return visible
         named = [w for w in visible if w.get("name", "").lower() == chosen.lower()]
