@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sophia_mcp import metrics, rest
 from sophia_mcp.config import Settings
-from sophia_mcp.errors import PROBLEM_BASE, Unauthenticated
+from sophia_mcp.errors import PROBLEM_BASE, SophiaError, Unauthenticated
 from sophia_mcp.registry import ToolSpec
 from sophia_mcp.server import PRINCIPAL_HEADER
 from sophia_mcp.service import Service
@@ -201,6 +201,12 @@ def _key_id(key: str) -> str:
     return "key:" + hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
+async def internal_error(request: Request, exc: Exception) -> Response:
+    """A bug answers with a problem document that says what to do, never a stack trace."""
+    error = SophiaError("sophia-mcp failed unexpectedly; the server log has the details. Try again, or report it.")
+    return rest.problem_response(error, request.url.path)
+
+
 def create_app(
     service: Service,
     mcp_server: MCPServer,
@@ -255,6 +261,7 @@ def create_app(
             Route("/mcp", mcp_endpoint),
         ],
         lifespan=lifespan,
+        exception_handlers={Exception: internal_error},
     )
     app.add_middleware(APIKeyAuth, settings=settings)
     app.add_middleware(HostCheck, security=security)

@@ -145,3 +145,25 @@ async def test_malformed_json_rpc_gets_an_error_and_the_server_keeps_serving(htt
 
     async with Client(f"{http_server}/mcp") as client:
         assert not (await client.call_tool("platform_status", {})).is_error
+
+
+async def test_a_bug_answers_with_a_problem_document_not_a_stack_trace(monkeypatch: pytest.MonkeyPatch) -> None:
+    from sophia_mcp.app import create_app
+    from sophia_mcp.config import Settings
+    from sophia_mcp.registry import all_tools
+    from sophia_mcp.server import build_mcp_server
+    from sophia_mcp.service import Service
+
+    service = Service(Settings(_env_file=None, linear_api_key="lin_api_x", store_url="memory://"))  # type: ignore[call-arg]
+
+    async def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(service, "platform_status", broken)
+    app = create_app(service, build_mcp_server(service, all_tools()), all_tools())
+    transport = httpx2.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx2.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+        response = await http.get("/api/v4/mcp/platforms")
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert "secret internals" not in response.text and "Traceback" not in response.text
