@@ -87,6 +87,12 @@ async def serve(args: argparse.Namespace) -> None:
         mcp_server = build_mcp_server(service, specs)
         if args.transport == "stdio":
             await service.start()
+            if sys.stdin.isatty():  # a person, not an MCP client, started it: say what is going on
+                print(
+                    f"sophia-mcp {__version__}: MCP over stdio, {len(specs)} tools; waiting for a client on stdin "
+                    "(Ctrl-C to stop). See README 'Connect a client', or try --transport http for REST.",
+                    file=sys.stderr,
+                )
             try:
                 await mcp_server.run_stdio_async()
             finally:
