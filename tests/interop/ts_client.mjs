@@ -38,7 +38,8 @@ try {
 
   const progress = [];
   const call = await client.callTool(
-    { name: "list_projects", arguments: { platforms: ["asana", "hubspot"], limit: 10 } },
+    // a limit of its own per run, so the call is cold and its progress comes while the platforms answer
+    { name: "list_projects", arguments: { platforms: ["asana", "hubspot"], limit: 10 + 2 * (process.pid % 40) } },
     ...(modern ? [] : [undefined]),
     { onprogress: (p) => progress.push(p.progress) },
   );
