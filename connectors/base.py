@@ -64,6 +64,20 @@ class TokenBucket:
         self.tokens -= 1
         return 0.0 if self.tokens >= 0 else -self.tokens / self.spec.per_second
 
+    async def take(self, budget: str, platform: str) -> None:
+        """Wait for a token; if that would take longer than MAX_RETRY_AFTER, give it back and say so
+        (`budget` names what is spent, e.g. "Linear issue search (30 a minute)")."""
+        wait = self.delay_for_one()
+        if wait > MAX_RETRY_AFTER:
+            self.give_back()
+            raise RateLimited(
+                f"sophia-mcp's budget for {budget} is spent; try again in {wait:.0f} s.",
+                platform=platform,
+                retry_after=wait,
+            )
+        if wait:
+            await anyio.sleep(wait)
+
     def give_back(self) -> None:
         """Return a token taken for a request that was not sent."""
         self.tokens = min(self.spec.burst, self.tokens + 1)
@@ -253,16 +267,7 @@ class Connector:
         params = {k: v for k, v in (params or {}).items() if v is not None}
         for attempt in range(attempts):
             self.breaker.check()
-            wait = self.bucket.delay_for_one()
-            if wait > MAX_RETRY_AFTER:
-                self.bucket.give_back()
-                raise RateLimited(
-                    f"sophia-mcp's budget for {self.title} is spent; try again in {wait:.0f} s.",
-                    platform=self.platform,
-                    retry_after=wait,
-                )
-            if wait:
-                await anyio.sleep(wait)
+            await self.bucket.take(self.title, self.platform)
             started = time.perf_counter()
             try:
                 response = await self.client.request(

@@ -15,12 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-import anyio
 import httpx2
 from pydantic import Field, model_validator
 
 from connectors.base import (
-    MAX_RETRY_AFTER,
     Connector,
     RateSpec,
     TokenBucket,
@@ -170,16 +168,7 @@ class HubSpotConnector(Connector):
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
         if method == "POST" and path.endswith("/search"):
             self.require_configured()
-            wait = self.search_bucket.delay_for_one()
-            if wait > MAX_RETRY_AFTER:  # as the base does for its own bucket: say so rather than stall
-                self.search_bucket.tokens += 1  # the token was not used
-                raise RateLimited(
-                    f"sophia-mcp's budget for HubSpot searches is spent; try again in {wait:.0f} s.",
-                    platform=PLATFORM,
-                    retry_after=wait,
-                )
-            if wait:
-                await anyio.sleep(wait)
+            await self.search_bucket.take("HubSpot searches", PLATFORM)
         return await super().request(method, path, **kwargs)
 
     def classify(self, response: httpx2.Response) -> SophiaError | None:

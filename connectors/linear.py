@@ -11,11 +11,10 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any, Literal
 
-import anyio
 import httpx2
 from pydantic import Field
 
-from connectors.base import MAX_RETRY_AFTER, Connector, RateSpec, TokenBucket, decode_cursor, encode_cursor
+from connectors.base import Connector, RateSpec, TokenBucket, decode_cursor, encode_cursor
 from sophia_mcp.config import Settings
 from sophia_mcp.errors import (
     BadInput,
@@ -126,15 +125,7 @@ class LinearConnector(Connector):
         self.search_bucket = TokenBucket(self.search_rate)
 
     async def throttle_search(self) -> None:
-        wait = self.search_bucket.delay_for_one()
-        if wait > MAX_RETRY_AFTER:
-            raise RateLimited(
-                f"sophia-mcp's budget for Linear issue search (30 a minute) is spent; try again in {wait:.0f} s.",
-                platform=PLATFORM,
-                retry_after=wait,
-            )
-        if wait:
-            await anyio.sleep(wait)
+        await self.search_bucket.take("Linear issue search (30 a minute)", PLATFORM)
 
     def auth_headers(self) -> dict[str, str]:
         assert self.settings.linear_api_key is not None

@@ -20,7 +20,6 @@ import httpx2
 from pydantic import Field
 
 from connectors.base import (
-    MAX_RETRY_AFTER,
     Connector,
     PageGuard,
     RateSpec,
@@ -187,15 +186,7 @@ class SlackConnector(Connector):
     async def call(self, method: str, params: dict[str, Any], *, user_token: bool = False) -> dict[str, Any]:
         """One Web API method as a GET with query parameters; the token goes in the Authorization header."""
         headers = self.user_token_headers() if user_token else None
-        wait = self.tiers[method].delay_for_one()
-        if wait > MAX_RETRY_AFTER:
-            raise RateLimited(
-                f"sophia-mcp's budget for Slack's {method} is spent; try again in {wait:.0f} s.",
-                platform=PLATFORM,
-                retry_after=wait,
-            )
-        if wait:
-            await anyio.sleep(wait)
+        await self.tiers[method].take(f"Slack's {method}", PLATFORM)
         response = await self.request("GET", f"/{method}", params=params, headers=headers)
         body = self.parse_json(response)
         if not isinstance(body, dict) or body.get("ok") is not True:
