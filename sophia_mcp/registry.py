@@ -23,6 +23,11 @@ class ToolInput(ArgModelBase):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
+    fresh: bool = Field(
+        default=False,
+        description="Ask the platform now instead of answering from data cached in the last 5 minutes.",
+    )
+
 
 Limit = Annotated[int, Field(ge=1, le=100, description="Maximum number of items to return (1-100).")]
 Cursor = Annotated[

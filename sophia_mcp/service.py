@@ -244,8 +244,14 @@ class Service:
             else:
                 connector = self.connector(spec.toolset)
                 if spec.cacheable:
+                    key_arguments = {k: v for k, v in arguments.items() if k != "fresh"}  # same data either way
                     output, freshness = await self.read(
-                        connector, spec.name, arguments, lambda: spec.handler(connector, args), spec.output_model
+                        connector,
+                        spec.name,
+                        key_arguments,
+                        lambda: spec.handler(connector, args),
+                        spec.output_model,
+                        fresh=args.fresh,
                     )
                     output = output.with_freshness(freshness)
                 else:
@@ -382,7 +388,7 @@ class Service:
 
         async def one(platform: str) -> ToolOutput:
             return await self.platform_projects(
-                platform, status=args.status, limit=per_platform, cursor=cursors.get(platform)
+                platform, status=args.status, limit=per_platform, cursor=cursors.get(platform), fresh=args.fresh
             )
 
         def warm(platform: str) -> ToolOutput | None:
@@ -391,7 +397,7 @@ class Service:
         projects: list[Project] = []
         next_cursors: dict[str, str] = {}
         sources: list[ToolOutput] = []
-        for platform, result in (await self.fan_out(targets, one, warm)).items():
+        for platform, result in (await self.fan_out(targets, one, None if args.fresh else warm)).items():
             if isinstance(result, SophiaError):
                 outcomes[platform] = PlatformOutcome(error=result.message, error_type=result.type)
                 continue
@@ -423,7 +429,7 @@ class Service:
             async def fetch() -> Hits:
                 return Hits(hits=await connector.search(args.query, args.limit))
 
-            hits, freshness = await self.read(connector, "search", arguments, fetch, Hits)
+            hits, freshness = await self.read(connector, "search", arguments, fetch, Hits, fresh=args.fresh)
             return hits.with_freshness(freshness)
 
         hits: list[SearchHit] = []

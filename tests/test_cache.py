@@ -362,3 +362,13 @@ async def test_the_rest_envelope_reuses_the_cached_list_and_equals_the_models_ow
     assert hit.projects is first.projects  # the cached list itself, not a copy
     for result in (first, hit, hit.model_copy(update={"source": "stale", "stale_reason": 'Linear said "no"'})):
         assert envelope_json(result) == result.model_dump_json().encode()  # type: ignore[arg-type]
+
+
+async def test_a_tool_called_with_fresh_asks_the_platform_again(sandbox: Sandbox, mcp_client: Client) -> None:
+    for arguments in ({}, {}, {"fresh": True}):
+        result = await mcp_client.call_tool("linear_list_teams", arguments)
+        assert not result.is_error
+    assert result.structured_content["source"] == "live"  # type: ignore[index]
+    assert sandbox.state.calls["linear"] == 2
+    across = await mcp_client.call_tool("list_projects", {"platforms": ["linear"], "fresh": True})
+    assert across.structured_content["platforms"]["linear"]["source"] == "live"  # type: ignore[index]
