@@ -3,17 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import anyio
 import anyio.lowlevel
@@ -30,58 +24,9 @@ from sophia_mcp.store import AuditEntry, StoreError
 from sophia_mcp.store.audit import AuditLog, AuditUnavailable, without_secrets
 from sophia_mcp.store.memory import MemoryStore
 from tests.conftest import Sandbox
+from tests.servers import clean_env, server_process
 
 pytestmark = pytest.mark.anyio
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def clean_env(**variables: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOPHIA_")}
-    env.update(variables)
-    return env
-
-
-@contextmanager
-def server_process(args: list[str], env: Mapping[str, str], log: Path, ready_path: str = "/health") -> Iterator[
-    tuple[subprocess.Popen[bytes], str]
-]:
-    """`python -m sophia_mcp <args>` on a free port, yielding once `ready_path` answers 200."""
-    port = free_port()
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sophia_mcp", *args, "--port", str(port)],
-            env=dict(env),
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise AssertionError(f"{args} exited: {log.read_text()}")
-            try:
-                if httpx2.get(base + ready_path, timeout=2).status_code == 200:
-                    break
-            except httpx2.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise AssertionError(f"{args} did not start within 60 s: {log.read_text()}")
-            time.sleep(0.1)
-        yield process, base
-    finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
 
 
 async def test_every_call_of_a_scripted_session_is_in_the_audit_log_after_sigkill(tmp_path: Path) -> None:

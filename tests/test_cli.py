@@ -9,7 +9,7 @@ import sys
 import httpx2
 
 from sophia_mcp.config import PLATFORMS
-from tests.test_end_to_end import free_port
+from tests.servers import free_port
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

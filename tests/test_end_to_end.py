@@ -3,11 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +13,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from connectors import load_connector_modules
+from tests.servers import clean_env, server_process
 
 pytestmark = pytest.mark.anyio
 
@@ -24,45 +21,14 @@ PLATFORMS_WITH_PROJECTS = {m.CONNECTOR.platform for m in load_connector_modules(
 
 
 def server_env(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOPHIA_")}
-    env["XDG_DATA_HOME"] = str(tmp_path / "data")
-    env["SOPHIA_STORE_URL"] = f"sqlite:///{tmp_path / 'store.sqlite3'}"
-    return env
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return clean_env(XDG_DATA_HOME=str(tmp_path / "data"), SOPHIA_STORE_URL=f"sqlite:///{tmp_path / 'store.sqlite3'}")
 
 
 @pytest.fixture
 def http_server(tmp_path: Path) -> Iterator[str]:
-    port = free_port()
     log = tmp_path / "server.log"
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "sophia_mcp", "serve", "--demo", "--transport", "http", "--port", str(port)],
-            env=server_env(tmp_path),
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx2.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx2.TransportError:
-            time.sleep(0.1)
-        if process.poll() is not None:
-            raise AssertionError(log.read_text())
-    else:
-        process.kill()
-        raise AssertionError("server did not start within 30 s")
-    yield base
-    process.terminate()
-    process.wait(timeout=30)
+    with server_process(["serve", "--demo", "--transport", "http"], server_env(tmp_path), log) as (process, base):
+        yield base
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal: -15 is the clean exit
     assert process.returncode in (0, -15), log.read_text()
     assert "Traceback" not in log.read_text()

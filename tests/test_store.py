@@ -25,7 +25,7 @@ from sophia_mcp.store.postgres import MIGRATIONS as PG_MIGRATIONS
 from sophia_mcp.store.postgres import PostgresStore, split_schema
 from sophia_mcp.store.sqlite import MIGRATIONS as SQLITE_MIGRATIONS
 from sophia_mcp.store.sqlite import SQLiteStore
-from tests.test_audit import clean_env, server_process
+from tests.servers import clean_env, server_process
 
 pytestmark = pytest.mark.anyio
 

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,8 @@ from pathlib import Path
 
 import httpx2
 import pytest
+
+from tests.servers import clean_env, free_port
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -68,16 +69,9 @@ class Run:
         return json.loads(self.stdout)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_server(workdir: Path, host: str, **settings: str) -> tuple[subprocess.Popen[bytes], str, Path]:
     port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SOPHIA_")}
-    env.update(XDG_DATA_HOME=str(workdir), SOPHIA_STORE_URL=f"sqlite:///{workdir / 'store.sqlite3'}", **settings)
+    env = clean_env(XDG_DATA_HOME=str(workdir), SOPHIA_STORE_URL=f"sqlite:///{workdir / 'store.sqlite3'}", **settings)
     log = workdir / "server.log"
     with log.open("wb") as stderr:
         process = subprocess.Popen(
