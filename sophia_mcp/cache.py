@@ -72,6 +72,7 @@ class Entry:
     used_at: float
     fetch: Fetch
     model: type[Any]
+    freshness: Freshness | None = None  # of the last hit: one object per second of age, reused
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,8 +115,6 @@ class Cache:
         self._background: asyncio.Task[None] | None = None
         self._change_listeners: list[ChangeListener] = []
         self._announcements: set[asyncio.Task[None]] = set()
-        self._lookups: dict[tuple[str, str], Any] = {}
-        self._ages: dict[str, Any] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings, store: Store | None = None) -> Cache:
@@ -135,41 +134,36 @@ class Cache:
     ) -> tuple[T, Freshness]:
         """The value for `key` and where it came from. `fetch` calls the platform; `model` rebuilds
         the value from its stored JSON. `fresh=True` skips fresh entries but still shares the call."""
-        if not fresh and (hit := self.fresh_hit(key, fetch)) is not None:
+        if not fresh and (hit := self.fresh_hit(key)) is not None:
             return hit
         served = await self._coalesced(key, fetch, model, fresh, self.clock())
-        now = self.clock()
-        age = max(0.0, now - served.fetched_at) if served.source != "live" else 0.0
+        age = int(max(0.0, self.clock() - served.fetched_at)) if served.source != "live" else 0
         self._count(key.platform, LOOKUP_RESULT[served.source], age)
         return served.value, Freshness.model_construct(
-            source=served.source, fetched_at=served.fetched_at_dt, age_seconds=round(age, 3),
-            stale_reason=served.stale_reason,
+            source=served.source, fetched_at=served.fetched_at_dt, age_seconds=age, stale_reason=served.stale_reason
         )
 
-    def fresh_hit(self, key: CacheKey, fetch: Fetch) -> tuple[Any, Freshness] | None:
+    def fresh_hit(self, key: CacheKey) -> tuple[Any, Freshness] | None:
         """The value for `key` if the hot layer holds it fresh, else None: `read`'s hit, without
-        awaiting anything, so a fan-out over warm keys needs no task per key."""
+        awaiting anything, so a fan-out over warm keys needs no task per key. Within one second of
+        age the same value and freshness objects come back (see `sophia_mcp.memo`)."""
         now = self.clock()
         entry = self.hot.get(key)
         if entry is None or now - entry.fetched_at >= self.ttl:
             return None
         entry.used_at = now
-        entry.fetch = fetch
-        age = now - entry.fetched_at
+        age = int(max(0.0, now - entry.fetched_at))
         self._count(key.platform, "fresh", age)
-        return entry.value, Freshness.model_construct(
-            source="cache", fetched_at=entry.fetched_at_dt, age_seconds=round(age, 3), stale_reason=None
-        )
+        freshness = entry.freshness
+        if freshness is None or freshness.age_seconds != age:
+            freshness = entry.freshness = Freshness.model_construct(
+                source="cache", fetched_at=entry.fetched_at_dt, age_seconds=age, stale_reason=None
+            )
+        return entry.value, freshness
 
     def _count(self, platform: str, result: str, age: float) -> None:
-        counter = self._lookups.get((platform, result))
-        if counter is None:
-            counter = self._lookups[(platform, result)] = metrics.CACHE_LOOKUPS.labels(platform, result)
-        counter.inc()
-        gauge = self._ages.get(platform)
-        if gauge is None:
-            gauge = self._ages[platform] = metrics.DATA_AGE.labels(platform)
-        gauge.set(age)
+        metrics.child(metrics.CACHE_LOOKUPS, platform, result).inc()
+        metrics.child(metrics.DATA_AGE, platform).set(age)
 
     async def _coalesced(self, key: CacheKey, fetch: Fetch, model: type[Any], fresh: bool, started: float) -> Served:
         while True:

@@ -3,7 +3,10 @@ or arguments, never credentials."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -60,3 +63,14 @@ DATA_AGE = Gauge(
     ["platform"],
     registry=REGISTRY,
 )
+
+_children: dict[tuple[MetricWrapperBase, tuple[str, ...]], Any] = {}
+
+
+def child(metric: MetricWrapperBase, *labels: str) -> Any:
+    """`metric.labels(*labels)`, remembered: on a cache hit the label lookup costs more than the
+    observation. Label values are bounded (see above), so this stays small."""
+    found = _children.get((metric, labels))
+    if found is None:
+        found = _children[(metric, labels)] = metric.labels(*labels)
+    return found

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,12 +50,17 @@ class SearchHit(Model):
     updated_at: str | None = None
 
 
+#: whole seconds, like HTTP's `Age` header: a 5-minute freshness window needs no finer grain, and a
+#: cached result then stays the same object (and the same bytes) for a second at a time
+AgeSeconds = Annotated[int, Field(ge=0, description="Whole seconds since the data was fetched from the platform.")]
+
+
 class Freshness(Model):
     """Where a result came from: the platform just now, the cache, or a stale snapshot."""
 
     source: Source = "live"
     fetched_at: datetime | None = None
-    age_seconds: float = 0.0
+    age_seconds: AgeSeconds = 0
     stale_reason: str | None = None
 
 
@@ -64,7 +69,7 @@ class ToolOutput(Model):
 
     source: Source = "live"
     fetched_at: datetime | None = None
-    age_seconds: float = 0.0
+    age_seconds: AgeSeconds = 0
     stale_reason: str | None = None
     truncated: bool = False
     note: str | None = None

@@ -8,13 +8,14 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from sophia_mcp.errors import BadInput, SophiaError
-from sophia_mcp.models import Project, ProjectStatus
+from sophia_mcp.memo import IdentityMemo
+from sophia_mcp.models import ProjectStatus
 from sophia_mcp.registry import ToolSpec
 from sophia_mcp.service import PlatformProjects, PlatformStatusInput, Service, StatusOutput
 
@@ -48,22 +49,6 @@ class ProjectsQuery(BaseModel):
 
 
 DEFAULT_PROJECTS_QUERY = ProjectsQuery()
-PROJECT_LIST: TypeAdapter[list[Project]] = TypeAdapter(list[Project])
-_projects_json: dict[int, tuple[list[Project], bytes]] = {}
-
-
-def envelope_json(result: PlatformProjects) -> bytes:
-    """`result.model_dump_json()`, reusing the JSON of the project list while the same cached list is
-    served: a cache hit changes only the freshness fields, so the list is serialised once per fetch."""
-    projects = result.projects
-    memo = _projects_json.get(id(projects))
-    if memo is None or memo[0] is not projects:  # holding the list keeps its id from being reused
-        if len(_projects_json) >= 256:
-            _projects_json.clear()
-        memo = _projects_json[id(projects)] = (projects, PROJECT_LIST.dump_json(projects))
-    head = result.model_dump_json(exclude={"projects"}).encode()
-    cut = head.rindex(b',"next_cursor":')  # the last field, after `projects`
-    return b"".join((head[:cut], b',"projects":', memo[1], head[cut:]))
 
 
 def parse_query(model: type[BaseModel], request: Request) -> Any:
@@ -79,16 +64,26 @@ def parse_query(model: type[BaseModel], request: Request) -> Any:
 
 
 def routes(service: Service, specs: list[ToolSpec]) -> list[Route]:
+    # a warm read returns the same envelope object for a second at a time (`sophia_mcp.memo`): its
+    # JSON is made once, so a dashboard polling a cached page costs no serialisation
+    bodies: IdentityMemo[bytes] = IdentityMemo(max_keys=256)
+
     async def projects(request: Request) -> Response:
         platform = request.path_params["platform"]
-        arguments: dict[str, Any] = dict(request.query_params)  # audited as sent, or as parsed once valid
+        # audited as sent, or as parsed once valid
+        arguments: dict[str, Any] = dict(request.query_params) if request.scope["query_string"] else {}
+        query = DEFAULT_PROJECTS_QUERY
 
         async def call() -> PlatformProjects:
+            nonlocal query
             service.connector(platform)  # unknown platform: 404 before anything else
             query = parse_query(ProjectsQuery, request)
-            arguments.clear()
-            arguments.update(query.model_dump(exclude_defaults=True))
-            fresh = query.fresh or "no-cache" in request.headers.get("cache-control", "")
+            if query is not DEFAULT_PROJECTS_QUERY:
+                arguments.clear()
+                arguments.update(query.model_dump(exclude_defaults=True))
+            fresh = query.fresh or b"no-cache" in next(
+                (value for name, value in request.scope["headers"] if name == b"cache-control"), b""
+            )
             return await service.platform_projects(
                 platform, status=query.status, limit=query.limit, cursor=query.cursor, fresh=fresh
             )
@@ -102,7 +97,11 @@ def routes(service: Service, specs: list[ToolSpec]) -> list[Route]:
         except SophiaError as exc:
             return problem_response(exc, request.url.path)
         assert isinstance(result, PlatformProjects)
-        return JSONBytes(envelope_json(result))
+        key = (platform, query.status, query.limit, query.cursor)
+        body = bodies.get(key, (result,))
+        if body is None:
+            body = bodies.put(key, (result,), result.model_dump_json().encode())
+        return JSONBytes(body)
 
     async def platforms(request: Request) -> Response:
         async def call() -> StatusOutput:

@@ -24,6 +24,7 @@ from sophia_mcp import metrics
 from sophia_mcp.cache import Cache, CacheKey
 from sophia_mcp.config import PLATFORMS, Settings
 from sophia_mcp.errors import NotFound, SophiaError, UnknownPlatform
+from sophia_mcp.memo import IdentityMemo
 from sophia_mcp.models import Freshness, Model, Project, ProjectPage, ProjectStatus, SearchHit, Source, ToolOutput
 from sophia_mcp.registry import CORE_TOOLSET, Cursor, ToolInput, ToolSpec
 from sophia_mcp.store import Store
@@ -49,7 +50,7 @@ class PlatformOutcome(Model):
     count: int = 0
     source: Source | None = None
     fetched_at: datetime | None = None
-    age_seconds: float | None = None
+    age_seconds: int | None = None
     error: str | None = Field(default=None, description="Why this platform's part failed; other platforms still answered.")
     error_type: str | None = None
 
@@ -141,6 +142,11 @@ class Service:
         self.audit = audit if audit is not None else AuditLog(self.store, retention_days=settings.audit_retention_days)
         self.connectors: dict[str, Connector] = {}
         self.tool_counts: dict[str, int] = {}
+        # warm reads rebuild nothing: keys, envelopes, merged pages and budget cuts are reused
+        self._project_keys: dict[tuple[str, ProjectStatus | None, int, str | None], CacheKey] = {}
+        self._envelopes: IdentityMemo[PlatformProjects] = IdentityMemo(max_keys=4096)
+        self._merged: IdentityMemo[ProjectsOutput] = IdentityMemo()
+        self._fitted: IdentityMemo[ToolOutput] = IdentityMemo()
         for module in load_connector_modules():
             cls: type[Connector] = module.CONNECTOR
             self.connectors[cls.platform] = cls(settings, (transports or {}).get(cls.platform))
@@ -216,12 +222,12 @@ class Service:
             raise
         finally:
             elapsed = time.perf_counter() - started
-            metrics.TOOL_CALLS.labels(name, outcome).inc()
-            metrics.TOOL_CALL_DURATION.labels(name).observe(elapsed)
+            metrics.child(metrics.TOOL_CALLS, name, outcome).inc()
+            metrics.child(metrics.TOOL_CALL_DURATION, name).observe(elapsed)
             if self.audit is not None:
                 await self.audit(
                     {
-                        "at": datetime.now(UTC).isoformat(),
+                        "at": datetime.now(UTC),
                         "principal": principal or "anonymous",
                         "transport": transport,
                         "tool": name,
@@ -256,7 +262,10 @@ class Service:
                     output = output.with_freshness(freshness)
                 else:
                     output = await spec.handler(connector, args)
-            return fit_to_budget(output)
+            fitted = self._fitted.get(spec.name, (output,))  # measuring the size costs a serialisation
+            if fitted is None:
+                fitted = self._fitted.put(spec.name, (output,), fit_to_budget(output))
+            return fitted
 
         return await self.observe(spec.name, arguments, call, transport=transport, principal=principal)
 
@@ -273,12 +282,12 @@ class Service:
     ) -> PlatformProjects:
         """One platform's projects: the REST shim's `/api/v4/mcp/{platform}/projects`."""
         connector = self.connector(platform)
-        arguments = {"status": status, "limit": limit, "cursor": cursor}
-        page, freshness = await self.read(
-            connector, "list_projects", arguments, projects_fetch(connector, status, limit, cursor), ProjectPage,
-            fresh=fresh,
+        connector.require_configured()
+        key = self._projects_key(connector, status, limit, cursor)
+        page, freshness = await self.cache.read(
+            key, lambda: connector.list_projects(status, limit, cursor), ProjectPage, fresh=fresh
         )
-        return projects_envelope(platform, page, freshness)
+        return self._projects_envelope(key, page, freshness)
 
     def warm_platform_projects(
         self, platform: str, status: ProjectStatus | None, limit: int, cursor: str | None
@@ -287,9 +296,27 @@ class Service:
         connector = self.connector(platform)
         if not connector.configured:
             return None
-        key = cache_key(connector, "list_projects", {"status": status, "limit": limit, "cursor": cursor})
-        hit = self.cache.fresh_hit(key, projects_fetch(connector, status, limit, cursor))
-        return None if hit is None else projects_envelope(platform, *hit)
+        key = self._projects_key(connector, status, limit, cursor)
+        hit = self.cache.fresh_hit(key)
+        return None if hit is None else self._projects_envelope(key, *hit)
+
+    def _projects_key(
+        self, connector: Connector, status: ProjectStatus | None, limit: int, cursor: str | None
+    ) -> CacheKey:
+        memo = (connector.platform, status, limit, cursor)
+        key = self._project_keys.get(memo)
+        if key is None:
+            if len(self._project_keys) >= 4096:
+                self._project_keys.clear()
+            arguments = {"status": status, "limit": limit, "cursor": cursor}
+            key = self._project_keys[memo] = cache_key(connector, "list_projects", arguments)
+        return key
+
+    def _projects_envelope(self, key: CacheKey, page: ProjectPage, freshness: Freshness) -> PlatformProjects:
+        envelope = self._envelopes.get(key, (page, freshness))
+        if envelope is None:
+            envelope = self._envelopes.put(key, (page, freshness), projects_envelope(key.platform, page, freshness))
+        return envelope
 
     async def all_platform_projects(self, platform: str, *, max_pages: int = 20) -> PlatformProjects:
         """Every project of one platform, page by page, each page read through the cache: what the
@@ -394,30 +421,14 @@ class Service:
         def warm(platform: str) -> ToolOutput | None:
             return self.warm_platform_projects(platform, args.status, per_platform, cursors.get(platform))
 
-        projects: list[Project] = []
-        next_cursors: dict[str, str] = {}
-        sources: list[ToolOutput] = []
-        for platform, result in (await self.fan_out(targets, one, None if args.fresh else warm)).items():
-            if isinstance(result, SophiaError):
-                outcomes[platform] = PlatformOutcome(error=result.message, error_type=result.type)
-                continue
-            assert isinstance(result, PlatformProjects)
-            projects.extend(result.projects)
-            sources.append(result)
-            if result.next_cursor:
-                next_cursors[platform] = result.next_cursor
-            outcomes[platform] = PlatformOutcome(
-                count=len(result.projects),
-                source=result.source,
-                fetched_at=result.fetched_at,
-                age_seconds=result.age_seconds,
-            )
-        return ProjectsOutput(
-            projects=projects,
-            next_cursor=encode_cursor("*", next_cursors) if next_cursors else None,
-            platforms={p: outcomes[p] for p in PLATFORMS if p in outcomes},
-            **combined_freshness(sources),
-        )
+        results = await self.fan_out(targets, one, None if args.fresh else warm)
+        # the same page objects as last time (warm, within the same second of age): the same answer
+        memo_key = (tuple(requested or ()), args.status, args.limit, args.cursor)
+        parts = tuple(results.values())
+        merged = self._merged.get(memo_key, parts)
+        if merged is None:
+            merged = self._merged.put(memo_key, parts, merge_projects(results, outcomes))
+        return merged
 
     async def search(self, args: SearchInput) -> SearchOutput:
         targets, outcomes = self._targets(args.platforms)
@@ -484,12 +495,6 @@ def cache_key(connector: Connector, operation: str, arguments: Mapping[str, Any]
     )
 
 
-def projects_fetch(
-    connector: Connector, status: ProjectStatus | None, limit: int, cursor: str | None
-) -> Callable[[], Awaitable[ProjectPage]]:
-    return lambda: connector.list_projects(status, limit, cursor)
-
-
 def projects_envelope(platform: str, page: ProjectPage, freshness: Freshness) -> PlatformProjects:
     # built without re-validating what the connector or the store already validated, so a cache hit
     # keeps the cached list itself (the REST shim serialises it once per fetch, not per hit)
@@ -504,10 +509,38 @@ def projects_envelope(platform: str, page: ProjectPage, freshness: Freshness) ->
     )
 
 
+def merge_projects(
+    results: Mapping[str, ToolOutput | SophiaError], outcomes: dict[str, PlatformOutcome]
+) -> ProjectsOutput:
+    """One page of `list_projects` from each platform's page (or error), in platform order."""
+    projects: list[Project] = []
+    next_cursors: dict[str, str] = {}
+    sources: list[ToolOutput] = []
+    for platform, result in results.items():
+        if isinstance(result, SophiaError):
+            outcomes[platform] = PlatformOutcome(error=result.message, error_type=result.type)
+            continue
+        assert isinstance(result, PlatformProjects)
+        projects.extend(result.projects)
+        sources.append(result)
+        if result.next_cursor:
+            next_cursors[platform] = result.next_cursor
+        outcomes[platform] = PlatformOutcome(
+            count=len(result.projects), source=result.source, fetched_at=result.fetched_at,
+            age_seconds=result.age_seconds,
+        )
+    return ProjectsOutput(
+        projects=projects,
+        next_cursor=encode_cursor("*", next_cursors) if next_cursors else None,
+        platforms={p: outcomes[p] for p in PLATFORMS if p in outcomes},
+        **combined_freshness(sources),
+    )
+
+
 def combined_freshness(parts: list[ToolOutput]) -> dict[str, Any]:
     """The freshness of a merged result is that of its oldest part."""
     if not parts:
-        return {"source": "live", "fetched_at": datetime.now(UTC), "age_seconds": 0.0}
+        return {"source": "live", "fetched_at": datetime.now(UTC), "age_seconds": 0}
     rank = {"live": 0, "cache": 1, "stale": 2}
     worst = max(parts, key=lambda p: (rank[p.source], p.age_seconds))
     reasons = sorted({p.stale_reason for p in parts if p.stale_reason})

@@ -16,10 +16,11 @@ from sophia_mcp.app import create_app
 from sophia_mcp.cache import Cache, CacheKey
 from sophia_mcp.config import PLATFORMS
 from sophia_mcp.errors import UpstreamUnauthorized, UpstreamUnavailable
+from sophia_mcp.memo import IdentityMemo
 from sophia_mcp.registry import all_tools
 from sophia_mcp.sandbox import Fault
 from sophia_mcp.server import build_mcp_server
-from sophia_mcp.service import Service
+from sophia_mcp.service import ListProjectsInput, Service
 from sophia_mcp.store.memory import MemoryStore
 from tests.conftest import Sandbox
 
@@ -352,16 +353,55 @@ async def test_a_failed_background_refresh_keeps_the_entry_and_a_reader_gets_it_
     assert (value.items, freshness.source, freshness.stale_reason) == ([7], "stale", "Linear answered 503")
 
 
-async def test_the_rest_envelope_reuses_the_cached_list_and_equals_the_models_own_json(
-    sandbox: Sandbox, service: Service
-) -> None:
-    from sophia_mcp.rest import envelope_json
+def test_an_identity_memo_answers_only_for_the_very_same_inputs() -> None:
+    memo: IdentityMemo[str] = IdentityMemo(max_keys=2)
+    a, b = [1], [1]
+    memo.put("k", (a,), "built from a")
+    assert memo.get("k", (a,)) == "built from a"
+    assert memo.get("k", (b,)) is None  # equal, but not the same object
+    assert memo.get("k", (a, a)) is None
+    memo.put("j", (a,), "j")
+    memo.put("l", (a,), "l")  # a third key: the memo starts over
+    assert memo.get("k", (a,)) is None and memo.get("l", (a,)) == "l"
 
-    first = await service.platform_projects("linear", limit=3)
+
+async def test_warm_reads_within_one_second_of_age_reuse_what_was_built_from_them(sandbox: Sandbox) -> None:
+    clock = Clock()
+    service = service_with(sandbox, cache=Cache(MemoryStore(), clock=clock))
+    await service.platform_projects("linear", limit=3)
+    clock.now += 10.2
     hit = await service.platform_projects("linear", limit=3)
-    assert hit.projects is first.projects  # the cached list itself, not a copy
-    for result in (first, hit, hit.model_copy(update={"source": "stale", "stale_reason": 'Linear said "no"'})):
-        assert envelope_json(result) == result.model_dump_json().encode()  # type: ignore[arg-type]
+    clock.now += 0.5
+    assert await service.platform_projects("linear", limit=3) is hit
+    assert (hit.source, hit.age_seconds) == ("cache", 10)
+    clock.now += 0.5
+    later = await service.platform_projects("linear", limit=3)
+    assert later is not hit and later.age_seconds == 11 and later.projects is hit.projects
+
+    await service.list_projects(ListProjectsInput())  # fills every platform
+    merged = await service.list_projects(ListProjectsInput())
+    assert await service.list_projects(ListProjectsInput()) is merged
+    assert await service.list_projects(ListProjectsInput(limit=20)) is not merged
+    clock.now += 1
+    older = await service.list_projects(ListProjectsInput())
+    assert older is not merged and older.age_seconds == merged.age_seconds + 1
+    assert older.model_dump(exclude={"age_seconds", "platforms"}) == merged.model_dump(exclude={"age_seconds", "platforms"})
+
+
+async def test_the_rest_body_is_the_envelopes_own_json_and_says_its_age(sandbox: Sandbox) -> None:
+    clock = Clock()
+    service = service_with(sandbox, cache=Cache(MemoryStore(), clock=clock))
+    specs = all_tools()
+    app = create_app(service, build_mcp_server(service, specs), specs)
+    async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
+        live = (await client.get("/api/v4/mcp/linear/projects?limit=3")).json()
+        clock.now += 42.9
+        cached = await client.get("/api/v4/mcp/linear/projects?limit=3")
+        again = await client.get("/api/v4/mcp/linear/projects?limit=3")
+    envelope = await service.platform_projects("linear", limit=3)
+    assert cached.content == again.content == envelope.model_dump_json().encode()
+    assert (live["source"], live["age_seconds"]) == ("live", 0)
+    assert (cached.json()["source"], cached.json()["age_seconds"]) == ("cache", 42)
 
 
 async def test_a_tool_called_with_fresh_asks_the_platform_again(sandbox: Sandbox, mcp_client: Client) -> None:
