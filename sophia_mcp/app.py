@@ -1,6 +1,6 @@
 """The ASGI application: streamable HTTP MCP at `/mcp`, the REST shim at `/api/v4`, and the
-operational endpoints `/health`, `/ready`, `/metrics`. Middleware is pure ASGI (Starlette's
-BaseHTTPMiddleware measured 4x slower here)."""
+operational endpoints `/health`, `/ready`, `/metrics`, behind one pure-ASGI `Gate` (metrics,
+Host/Origin checks, API keys)."""
 
 from __future__ import annotations
 
@@ -18,12 +18,10 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from mcp.server.transport_security import (
     DEFAULT_MAX_REQUEST_BODY_SIZE,
     RequestBodyLimitMiddleware,
-    TransportSecurityMiddleware,
     TransportSecuritySettings,
 )
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
-from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -40,59 +38,133 @@ log = logging.getLogger("sophia_mcp")
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 OPEN_PATHS = ("/health", "/ready", "/metrics")
+PRINCIPAL_HEADER_BYTES = PRINCIPAL_HEADER.encode()
 
 
 def is_loopback(host: str) -> bool:
     return host in LOOPBACK_HOSTS or host.startswith("127.")
 
 
-def transport_security(settings: Settings, host: str) -> TransportSecuritySettings:
-    """Host/Origin checks against DNS rebinding, on whatever the bind address: the hosts and origins
-    of SOPHIA_ALLOWED_HOSTS / SOPHIA_ALLOWED_ORIGINS (a host without a port allows any port), plus
-    loopback when bound to loopback or when no host is configured."""
-    hosts = [h for host_name in settings.allowed_hosts for h in _with_any_port(host_name)]
-    origins = list(settings.allowed_origins)
-    if is_loopback(host) or not hosts:
-        hosts += ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
-        origins += ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
-    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+class HostRules:
+    """DNS-rebinding protection: the Host and Origin headers a request may carry. Names from
+    SOPHIA_ALLOWED_HOSTS / SOPHIA_ALLOWED_ORIGINS (a host without a port allows any port), plus
+    loopback when bound to loopback or when no host is configured. A missing Origin is allowed
+    (same-origin and non-browser clients send none); a missing Host is not."""
+
+    def __init__(self, settings: Settings, bind_host: str) -> None:
+        hosts = [h for name in settings.allowed_hosts for h in _with_any_port(name)]
+        origins = list(settings.allowed_origins)
+        if is_loopback(bind_host) or not hosts:
+            hosts += ["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"]
+            origins += ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+        self.hosts, self.host_prefixes = _split_patterns(hosts)
+        self.origins, self.origin_prefixes = _split_patterns(origins)
+
+    def allows_host(self, host: str | None) -> bool:
+        return host is not None and (host in self.hosts or host.startswith(self.host_prefixes))
+
+    def allows_origin(self, origin: str | None) -> bool:
+        return not origin or origin in self.origins or origin.startswith(self.origin_prefixes)
 
 
 def _with_any_port(host: str) -> list[str]:
     return [host] if re.search(r":(\d+|\*)$", host) and not host.endswith("]") else [host, f"{host}:*"]
 
 
-class HostCheck:
-    """DNS-rebinding protection for everything but the probes (`/health`, `/ready`, `/metrics`, which
-    kubelets and Prometheus call by pod IP): a Host or Origin that is not allowed is refused, 421 or
-    403, before authentication. `/mcp` and `/api` apply the same rules."""
+def _split_patterns(patterns: list[str]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Exact values, and the prefixes of `name:*` patterns (`name:` then any port)."""
+    exact = frozenset(p for p in patterns if not p.endswith(":*"))
+    return exact, tuple(p[:-1] for p in patterns if p.endswith(":*"))
 
-    def __init__(self, app: ASGIApp, security: TransportSecuritySettings) -> None:
+
+class Gate:
+    """Every HTTP request passes here once: timed into `http_request_duration_seconds{method, route,
+    status}` (the matched route template, so label values stay bounded); then, for everything but
+    the probes (`/health`, `/ready`, `/metrics`, which kubelets and Prometheus call by pod IP), a Host
+    or Origin that is not allowed is refused (421 or 403), and with `SOPHIA_API_KEYS` set a request
+    needs `Authorization: Bearer <key>` (or `X-API-Key`). The caller's identity (a digest of its key)
+    travels on as the principal; a principal header sent by the client is dropped. One pure-ASGI
+    layer that reads the headers once: Starlette's BaseHTTPMiddleware measured 4x slower here."""
+
+    def __init__(self, app: ASGIApp, settings: Settings, rules: HostRules) -> None:
         self.app = app
-        self.check = TransportSecurityMiddleware(security)
+        self.rules = rules
+        self.keys = {k.get_secret_value().encode(): _key_id(k.get_secret_value()) for k in settings.api_keys}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(OPEN_PATHS):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        refusal = await self.check.validate_request(Request(scope, receive))
-        if refusal is None:
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        header, setting = (
-            ("Host", "SOPHIA_ALLOWED_HOSTS") if refusal.status_code == 421 else ("Origin", "SOPHIA_ALLOWED_ORIGINS")
+        started = time.perf_counter()
+        status = 500
+
+        async def send_with_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            refusal = None if scope["path"].startswith(OPEN_PATHS) else self._admit(scope)
+            if refusal is None:
+                await self.app(scope, receive, send_with_status)
+            else:
+                await refusal(scope, receive, send_with_status)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            metrics.child(metrics.HTTP_REQUEST_DURATION, scope["method"], template, str(status)).observe(
+                time.perf_counter() - started
+            )
+
+    def _admit(self, scope: Scope) -> Response | None:
+        """None when the request may go on (with its principal set), else the refusal to send."""
+        host = origin = presented = None
+        forged = False
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value.decode("latin-1")
+            elif name == b"origin":
+                origin = value.decode("latin-1")
+            elif name == b"authorization" and value[:7].lower() == b"bearer ":
+                presented = value[7:].strip()
+            elif name == b"x-api-key" and presented is None:
+                presented = value
+            elif name == PRINCIPAL_HEADER_BYTES:
+                forged = True
+        if forged:
+            scope["headers"] = [(k, v) for k, v in scope["headers"] if k != PRINCIPAL_HEADER_BYTES]
+        if not self.rules.allows_host(host):
+            return host_refusal(scope, 421, "Host", host, "SOPHIA_ALLOWED_HOSTS")
+        if not self.rules.allows_origin(origin):
+            return host_refusal(scope, 403, "Origin", origin, "SOPHIA_ALLOWED_ORIGINS")
+        if not self.keys:
+            return None
+        principal = next(
+            (ident for key, ident in self.keys.items() if hmac.compare_digest(key, presented or b"")), None
         )
-        problem = {
-            "type": PROBLEM_BASE + "host-not-allowed",
-            "title": "Host or Origin not allowed",
-            "status": refusal.status_code,
-            "detail": f"{header} {headers.get(header.lower())!r} is not allowed here (DNS-rebinding protection); "
-            f"the operator can allow it with {setting}.",
-            "instance": scope["path"],
-        }
-        response = Response(json.dumps(problem), status_code=refusal.status_code, media_type="application/problem+json")
-        await response(scope, receive, send)
+        if principal is None:
+            error = Unauthenticated(
+                "missing or unknown API key: send `Authorization: Bearer <key>` with a key from SOPHIA_API_KEYS."
+            )
+            response = rest.problem_response(error, scope["path"])
+            response.headers["WWW-Authenticate"] = 'Bearer realm="sophia-mcp"'
+            return response
+        scope[rest.PRINCIPAL_SCOPE_KEY] = principal
+        scope["headers"] = [*scope["headers"], (PRINCIPAL_HEADER_BYTES, principal.encode())]
+        return None
+
+
+def host_refusal(scope: Scope, status: int, header: str, value: str | None, setting: str) -> Response:
+    problem = {
+        "type": PROBLEM_BASE + "host-not-allowed",
+        "title": "Host or Origin not allowed",
+        "status": status,
+        "detail": f"{header} {value!r} is not allowed here (DNS-rebinding protection); "
+        f"the operator can allow it with {setting}.",
+        "instance": scope["path"],
+    }
+    return Response(json.dumps(problem), status_code=status, media_type="application/problem+json")
 
 
 #: what a JSON-RPC request carries when it wants notifications on its own response
@@ -110,8 +182,8 @@ class MCPEndpoint:
         self.json_manager, self.sse_manager = json_manager, sse_manager
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        accept = Headers(scope=scope).get("accept", "")
-        if scope["method"] != "POST" or "text/event-stream" not in accept:
+        accept = next((value for name, value in scope["headers"] if name == b"accept"), b"")
+        if scope["method"] != "POST" or b"text/event-stream" not in accept:
             await self.json_manager.handle_request(scope, receive, send)
             return
         first: Message | None = await receive()  # the whole body: RequestBodyLimitMiddleware buffered it
@@ -127,74 +199,6 @@ class MCPEndpoint:
 
         manager = self.sse_manager if wants_notifications else self.json_manager
         await manager.handle_request(scope, replay, send)
-
-
-class RequestMetrics:
-    """Times every request into `http_request_duration_seconds{method, route, status}`; the route is
-    the matched template (`/api/v4/mcp/{platform}/projects`), so label values stay bounded."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = time.perf_counter()
-        status = 500
-
-        async def send_with_status(message: dict) -> None:  # type: ignore[type-arg]
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)  # type: ignore[arg-type]
-
-        try:
-            await self.app(scope, receive, send_with_status)  # type: ignore[arg-type]
-        finally:
-            route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            metrics.HTTP_REQUEST_DURATION.labels(scope["method"], template, str(status)).observe(
-                time.perf_counter() - started
-            )
-
-
-class APIKeyAuth:
-    """With `SOPHIA_API_KEYS` set, `/mcp` and `/api` need `Authorization: Bearer <key>` (or
-    `X-API-Key`). The caller's identity (a digest of its key) travels on as the principal."""
-
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
-        self.app = app
-        self.keys = {k.get_secret_value().encode(): _key_id(k.get_secret_value()) for k in settings.api_keys}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        # whatever the client sent as a principal header is dropped: only this middleware sets it
-        scope["headers"] = [(k, v) for k, v in scope["headers"] if k != PRINCIPAL_HEADER.encode()]
-        if not self.keys or scope["path"].startswith(OPEN_PATHS):
-            await self.app(scope, receive, send)
-            return
-        headers = Headers(scope=scope)
-        presented = headers.get("x-api-key") or ""
-        authorization = headers.get("authorization", "")
-        if authorization.lower().startswith("bearer "):
-            presented = authorization[7:].strip()
-        principal = next(
-            (ident for key, ident in self.keys.items() if hmac.compare_digest(key, presented.encode())), None
-        )
-        if principal is None:
-            error = Unauthenticated(
-                "missing or unknown API key: send `Authorization: Bearer <key>` with a key from SOPHIA_API_KEYS."
-            )
-            response = rest.problem_response(error, scope["path"])
-            response.headers["WWW-Authenticate"] = 'Bearer realm="sophia-mcp"'
-            await response(scope, receive, send)
-            return
-        scope[rest.PRINCIPAL_SCOPE_KEY] = principal
-        scope["headers"].append((PRINCIPAL_HEADER.encode(), principal.encode()))
-        await self.app(scope, receive, send)
 
 
 def _key_id(key: str) -> str:
@@ -215,7 +219,6 @@ def create_app(
     host: str = "127.0.0.1",
 ) -> Starlette:
     settings = service.settings
-    security = transport_security(settings, host)
     if not is_loopback(host) and not settings.allowed_hosts:
         log.warning("bound to %s with SOPHIA_ALLOWED_HOSTS unset: only requests addressed to localhost are served; "
                     "set it to the host names clients use (DNS-rebinding protection)", host)
@@ -224,7 +227,8 @@ def create_app(
             app=mcp_server._lowlevel_server,  # the SDK exposes no public accessor for the low-level server
             json_response=json_response,
             stateless=True,
-            security_settings=security,
+            # `Gate` checks Host and Origin for every route; the SDK still checks POST content types
+            security_settings=TransportSecuritySettings(enable_dns_rebinding_protection=False),
         )
         for json_response in (True, False)
     )
@@ -253,17 +257,15 @@ def create_app(
             await service.aclose()
 
     app = Starlette(
-        routes=[
+        routes=[  # matched in order: the busiest first
+            Route("/mcp", mcp_endpoint),
+            *rest.routes(service, specs),
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
-            *rest.routes(service, specs),
-            Route("/mcp", mcp_endpoint),
         ],
         lifespan=lifespan,
         exception_handlers={Exception: internal_error},
     )
-    app.add_middleware(APIKeyAuth, settings=settings)
-    app.add_middleware(HostCheck, security=security)
-    app.add_middleware(RequestMetrics)
+    app.add_middleware(Gate, settings=settings, rules=HostRules(settings, host))
     return app

@@ -32,7 +32,7 @@ from sophia_mcp.models import Project, ProjectPage, ToolOutput
 from sophia_mcp.registry import PageInput, ToolSpec, all_tools
 from sophia_mcp.resources import ResourceSubscriptions, changed_uris
 from sophia_mcp.sandbox import Fault
-from sophia_mcp.server import build_mcp_server
+from sophia_mcp.server import PRINCIPAL_HEADER, build_mcp_server
 from sophia_mcp.service import Service, progress_reporter
 from tests.conftest import Sandbox
 
@@ -620,3 +620,16 @@ async def test_a_refused_host_is_refused_before_authentication(production: Servi
         anonymous = await http.get("/api/v4/mcp/linear/projects", headers={"host": "evil.example"})
         allowed_anonymous = await http.get("/api/v4/mcp/linear/projects", headers={"host": PROD_HOST})
     assert (anonymous.status_code, allowed_anonymous.status_code) == (421, 401)
+
+
+async def test_api_keys_come_as_bearer_or_x_api_key_and_a_principal_sent_by_the_client_is_ignored(
+    production: Service,
+) -> None:
+    path = "/api/v4/mcp/linear/projects?limit=2"
+    async with http_app(production, host="0.0.0.0") as http:
+        by_header = await http.get(path, headers={"host": PROD_HOST, "x-api-key": "prod-key", PRINCIPAL_HEADER: "admin"})
+        wrong = await http.get(path, headers={"host": PROD_HOST, "authorization": "Bearer nope", "x-api-key": "prod-key"})
+    assert by_header.status_code == 200
+    assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == 'Bearer realm="sophia-mcp"'
+    audited = await production.store.read_audit()
+    assert [(e.tool, e.principal.startswith("key:")) for e in audited] == [("rest:linear.projects", True)]
