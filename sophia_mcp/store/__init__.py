@@ -14,10 +14,11 @@ at once. Times are epoch seconds (`time.time()`) except audit timestamps, which 
 from __future__ import annotations
 
 import abc
+import asyncio
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, ClassVar
@@ -101,6 +102,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
         """Commit all `entries` durably, in one transaction, before returning."""
+
+    def commit_audit(self, entries: Sequence[AuditEntry], done: Callable[[BaseException | None], None]) -> None:
+        """Start `append_audit(entries)` and return at once; `done(error)` runs on the event loop once
+        the entries are committed (`None`) or could not be. A store that commits in a thread of its
+        own calls back from there, which saves the group commit a turn of the event loop."""
+
+        def finished(task: asyncio.Task[None]) -> None:
+            done(asyncio.CancelledError() if task.cancelled() else task.exception())
+
+        asyncio.get_running_loop().create_task(self.append_audit(entries)).add_done_callback(finished)
 
     @abc.abstractmethod
     async def read_audit(

@@ -1,9 +1,14 @@
 """The audit log: every tool call and REST call, committed to the store before the caller is answered.
 
-Group commit: callers append their entry to the pending batch and wait; one writer task commits
-whole batches (one transaction, one fsync), so a hundred concurrent calls cost one commit, not a
-hundred in a row. A caller returns only once its batch is committed, so nothing acknowledged is
-lost when the process dies. If the store cannot commit, the call fails rather than go unrecorded.
+Group commit: callers append their entry to the pending batch and wait; the store commits whole
+batches (one transaction, one fsync), so a hundred concurrent calls cost one commit, not a hundred
+in a row. A caller returns only once its batch is committed, so nothing acknowledged is lost when
+the process dies. If the store cannot commit, the call fails rather than go unrecorded.
+
+Every hand-off costs a turn of the event loop, and under load a turn is long, so there are few:
+the first caller hands its batch to the store at once; the store's completion callback answers the
+batch's callers (each waits on a future of its own, no `shield`) and hands over the next batch,
+gathered meanwhile. No writer task sits in between.
 """
 
 from __future__ import annotations
@@ -59,81 +64,90 @@ class AuditLog:
         self.store = store
         self.retention = timedelta(days=retention_days)
         self._pending: list[AuditEntry] = []
-        self._batch_committed: asyncio.Future[None] | None = None
-        self._wake = asyncio.Event()
-        self._closing = False
-        self._tasks: list[asyncio.Task[None]] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._committing = False
+        self._idle = asyncio.Event()  # set while no batch is being committed
+        self._idle.set()
+        self._pruner: asyncio.Task[None] | None = None
 
     async def __call__(self, record: Mapping[str, Any]) -> None:
         at = record.get("at")
+        arguments = record.get("arguments")
         entry = AuditEntry(
             at=datetime.fromisoformat(at) if isinstance(at, str) else at or datetime.now(UTC),
             principal=record.get("principal") or "anonymous",
             transport=record.get("transport") or "unknown",
             tool=record["tool"],
-            arguments=without_secrets(dict(record.get("arguments") or {})),
+            arguments=without_secrets(dict(arguments)) if arguments else {},
             outcome=record.get("outcome") or "ok",
             duration_ms=float(record.get("duration_ms") or 0.0),
             source=record.get("source"),
         )
-        if not self._tasks:  # not started (or stopped): commit alone
+        if self._pruner is None:  # not started (or stopped): commit alone
             await self._commit([entry])
             return
-        if self._batch_committed is None:
-            self._batch_committed = asyncio.get_running_loop().create_future()
-        committed = self._batch_committed
+        committed = asyncio.get_running_loop().create_future()
         self._pending.append(entry)
-        self._wake.set()
-        await asyncio.shield(committed)
+        self._waiters.append(committed)
+        if not self._committing:
+            self._commit_pending()
+        await committed
+
+    def _commit_pending(self) -> None:
+        """Hand the pending batch to the store; when it lands, answer its callers and hand over the
+        next batch, which gathered meanwhile (group commit, driven by the store's callback)."""
+        batch, waiters = self._pending, self._waiters
+        self._pending, self._waiters = [], []
+        self._committing = True
+        self._idle.clear()
+
+        def landed(error: BaseException | None) -> None:
+            failure: AuditUnavailable | None = None
+            if error is not None:
+                failure = self._unavailable(len(batch), error)
+            for waiter in waiters:
+                if not waiter.done():  # a caller that went away cancelled its own wait
+                    if failure is None:
+                        waiter.set_result(None)
+                    else:
+                        waiter.set_exception(failure)
+            if self._pending:
+                self._commit_pending()
+            else:
+                self._committing = False
+                self._idle.set()
+
+        self.store.commit_audit(batch, landed)
 
     async def start(self) -> None:
-        if not self._tasks:
-            loop = asyncio.get_running_loop()
-            self._closing = False
-            self._tasks = [
-                loop.create_task(self._write_batches(), name="sophia-audit-writer"),
-                loop.create_task(self._prune_periodically(), name="sophia-audit-pruner"),
-            ]
+        if self._pruner is None:
+            self._pruner = asyncio.get_running_loop().create_task(self._prune_periodically(), name="sophia-audit-pruner")
 
     async def aclose(self) -> None:
-        """Commit what is pending, then stop."""
-        if not self._tasks:
+        """Wait for what is pending to be committed, then stop."""
+        if self._pruner is None:
             return
-        writer, pruner = self._tasks
-        self._closing = True
-        self._wake.set()
+        pruner, self._pruner = self._pruner, None
         pruner.cancel()
-        await asyncio.gather(writer, pruner, return_exceptions=True)
-        self._tasks = []
-
-    async def _write_batches(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            while self._pending:
-                batch, committed = self._pending, self._batch_committed
-                self._pending, self._batch_committed = [], None
-                try:
-                    await self._commit(batch)
-                except AuditUnavailable as exc:
-                    if committed is not None:
-                        committed.set_exception(exc)
-                        committed.exception()  # retrieved here: a caller that went away leaves no warning
-                else:
-                    if committed is not None:
-                        committed.set_result(None)
-            if self._closing:
-                return
+        await asyncio.gather(pruner, return_exceptions=True)
+        await self._idle.wait()
 
     async def _commit(self, batch: list[AuditEntry]) -> None:
         try:
             await self.store.append_audit(batch)
-        except StoreError as exc:
-            log.error("audit log: could not commit %d entries: %s", len(batch), exc)
-            raise AuditUnavailable(
-                "the call ran, but its audit entry could not be saved, so its result is withheld; "
-                "the store is unreachable, try again shortly."
-            ) from exc
+        except Exception as exc:
+            raise self._unavailable(len(batch), exc) from exc
+
+    @staticmethod
+    def _unavailable(entries: int, error: BaseException) -> AuditUnavailable:
+        if isinstance(error, StoreError):
+            log.error("audit log: could not commit %d entries: %s", entries, error)
+        else:
+            log.error("audit log: could not commit %d entries", entries, exc_info=error)
+        return AuditUnavailable(
+            "the call ran, but its audit entry could not be saved, so its result is withheld; "
+            "the store is unreachable, try again shortly."
+        )
 
     async def _prune_periodically(self) -> None:
         while True:

@@ -1,5 +1,5 @@
 """SQLite store: the zero-setup default. The standard library's `sqlite3` runs in one worker thread
-(one connection, calls serialised by a capacity limiter of 1), so the event loop never waits on disk.
+(one connection, used by one thread of its own), so the event loop never waits on disk.
 
 The database is in WAL mode. Audit commits use `synchronous=FULL` (fsync before the caller is
 answered: nothing acknowledged is lost, even on power loss); snapshot writes use `NORMAL` (they are
@@ -9,16 +9,16 @@ database's write lock, so processes starting together apply each one exactly onc
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
-
-import anyio
-import anyio.to_thread
 
 from sophia_mcp.store import AuditEntry, Snapshot, Store, StoreError, arguments_json
 
@@ -56,20 +56,44 @@ MIGRATIONS: list[list[str]] = [
 ]
 
 
+AUDIT_COLUMNS = ("at", "principal", "transport", "tool", "arguments", "outcome", "duration_ms", "source")
+#: rows per INSERT: 8 parameters each, under SQLite's limit of 32,766 parameters a statement
+AUDIT_ROWS_PER_STATEMENT = 4000
+
+
+@functools.lru_cache(maxsize=64)
+def audit_insert(rows: int) -> str:
+    values = "(" + ", ".join("?" * len(AUDIT_COLUMNS)) + ")"
+    return f"INSERT INTO audit_log ({', '.join(AUDIT_COLUMNS)}) VALUES " + ", ".join([values] * rows)
+
+
 class SQLiteStore(Store):
     def __init__(self, path: str) -> None:
         self.path = path
         self._conn: sqlite3.Connection | None = None
-        self._limiter = anyio.CapacityLimiter(1)
+        # one connection, used by one thread of its own, so calls run one at a time, in order
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sophia-sqlite")
+        self._sync_mode = ""
+
+    def _synchronous(self, conn: sqlite3.Connection, mode: str) -> None:
+        """`PRAGMA synchronous`, issued only when it changes (every statement costs a GIL round trip)."""
+        if self._sync_mode != mode:
+            conn.execute(f"PRAGMA synchronous = {mode}")
+            self._sync_mode = mode
 
     async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         conn = self._conn
         if conn is None:
             raise StoreError(f"the SQLite store {self.path} is not open")
         try:
-            return await anyio.to_thread.run_sync(fn, conn, limiter=self._limiter)
+            return await self._in_thread(fn, conn)
         except sqlite3.Error as exc:
             raise StoreError(f"the SQLite store {self.path} failed: {exc}") from exc
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        # the event loop's own executor hand-off: a turn of the loop shorter than anyio's to_thread,
+        # which counts here because every audited answer waits for one
+        return await asyncio.get_running_loop().run_in_executor(self._thread, fn, *args)
 
     # -- lifecycle ----------------------------------------------------------------------------
 
@@ -77,7 +101,7 @@ class SQLiteStore(Store):
         if self._conn is not None:
             return
         try:
-            self._conn = await anyio.to_thread.run_sync(self._connect, limiter=self._limiter)
+            self._conn = await self._in_thread(self._connect)
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"cannot open the SQLite store {self.path}: {exc}") from exc
 
@@ -91,6 +115,7 @@ class SQLiteStore(Store):
             timeout=30.0,
         )
         conn.execute("PRAGMA busy_timeout = 30000")
+        self._sync_mode = ""  # a new connection starts with the default
         use_wal(conn)
         migrate(conn)
         return conn
@@ -98,7 +123,7 @@ class SQLiteStore(Store):
     async def aclose(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
+            await self._in_thread(conn.close)
 
     async def ping(self) -> None:
         await self._run(lambda c: c.execute("SELECT 1").fetchone())
@@ -114,7 +139,7 @@ class SQLiteStore(Store):
 
     async def put_snapshot(self, key: str, platform: str, snapshot: Snapshot) -> None:
         def put(conn: sqlite3.Connection) -> None:
-            conn.execute("PRAGMA synchronous = NORMAL")
+            self._synchronous(conn, "NORMAL")
             conn.execute(
                 """INSERT INTO snapshots (key, platform, body, fetched_at) VALUES (?, ?, ?, ?)
                    ON CONFLICT (key) DO UPDATE SET body = excluded.body, fetched_at = excluded.fetched_at
@@ -127,7 +152,7 @@ class SQLiteStore(Store):
     async def try_lease(self, key: str, holder: str, seconds: float) -> bool:
         def take(conn: sqlite3.Connection) -> bool:
             now = time.time()
-            conn.execute("PRAGMA synchronous = NORMAL")
+            self._synchronous(conn, "NORMAL")
             row = conn.execute(
                 """INSERT INTO leases (key, holder, expires_at) VALUES (?, ?, ?)
                    ON CONFLICT (key) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
@@ -145,27 +170,55 @@ class SQLiteStore(Store):
     # -- audit --------------------------------------------------------------------------------
 
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
-        rows = [
-            (e.at.timestamp(), e.principal, e.transport, e.tool, arguments_json(e.arguments), e.outcome,
-             e.duration_ms, e.source)
+        await self._run(self._appender(entries))
+
+    def commit_audit(self, entries: Sequence[AuditEntry], done: Callable[[BaseException | None], None]) -> None:
+        loop = asyncio.get_running_loop()
+        append = self._appender(entries)
+
+        def commit() -> None:
+            conn = self._conn
+            error: BaseException | None = None
+            try:
+                if conn is None:
+                    raise StoreError(f"the SQLite store {self.path} is not open")
+                append(conn)
+            except sqlite3.Error as exc:
+                error = StoreError(f"the SQLite store {self.path} failed: {exc}")
+            except Exception as exc:  # noqa: BLE001 - handed to `done`, which fails the waiting calls and logs it
+                error = exc
+            loop.call_soon_threadsafe(done, error)  # straight to the callback: no future in between
+
+        self._thread.submit(commit)
+
+    def _appender(self, entries: Sequence[AuditEntry]) -> Callable[[sqlite3.Connection], None]:
+        params = [
+            value
             for e in entries
+            for value in (e.at.timestamp(), e.principal, e.transport, e.tool, arguments_json(e.arguments), e.outcome,
+                          e.duration_ms, e.source)
         ]
+        width = len(AUDIT_COLUMNS)
+        per_statement = AUDIT_ROWS_PER_STATEMENT * width
 
         def append(conn: sqlite3.Connection) -> None:
-            conn.execute("PRAGMA synchronous = FULL")
+            # One multi-row INSERT, not executemany: each statement step releases and retakes the GIL,
+            # and retaking it from a busy event loop takes a while.
+            self._synchronous(conn, "FULL")
+            if len(params) <= per_statement:  # one statement: its own transaction, committed (fsync) as it ends
+                conn.execute(audit_insert(len(params) // width), params)
+                return
             conn.execute("BEGIN")
             try:
-                conn.executemany(
-                    "INSERT INTO audit_log (at, principal, transport, tool, arguments, outcome, duration_ms, source)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    rows,
-                )
+                for start in range(0, len(params), per_statement):
+                    chunk = params[start : start + per_statement]
+                    conn.execute(audit_insert(len(chunk) // width), chunk)
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
 
-        await self._run(append)
+        return append
 
     async def read_audit(
         self, *, since: datetime | None = None, tool: str | None = None, limit: int | None = None
@@ -196,14 +249,14 @@ class SQLiteStore(Store):
 
     async def prune_audit(self, before: datetime) -> int:
         def prune(conn: sqlite3.Connection) -> int:
-            conn.execute("PRAGMA synchronous = FULL")
+            self._synchronous(conn, "FULL")
             return conn.execute("DELETE FROM audit_log WHERE at < ?", (before.timestamp(),)).rowcount
 
         return await self._run(prune)
 
     async def prune_snapshots(self, before: float) -> int:
         def prune(conn: sqlite3.Connection) -> int:
-            conn.execute("PRAGMA synchronous = NORMAL")
+            self._synchronous(conn, "NORMAL")
             conn.execute("DELETE FROM leases WHERE expires_at < ?", (time.time(),))
             return conn.execute("DELETE FROM snapshots WHERE fetched_at < ?", (before,)).rowcount
 
