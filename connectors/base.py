@@ -396,7 +396,7 @@ def short_error_text(body: Any, limit: int = 300) -> str:
     """Find a human message in a platform's error body, whatever its shape."""
     if isinstance(body, dict):
         for key in ("message", "error_description", "error", "detail", "title", "errors"):
-            if key in body and body[key]:
+            if body.get(key):
                 return short_error_text(body[key], limit)
         return ""
     if isinstance(body, list) and body:

@@ -13,7 +13,7 @@ from tests.servers import free_port
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "sophia_mcp", *args], capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "sophia_mcp", *args], capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_tools_prints_the_catalogue_for_a_selection() -> None:

@@ -11,8 +11,8 @@ from inline_snapshot import external_file
 from connectors import load_connector_modules
 from sophia_mcp.cli import tools_markdown
 from sophia_mcp.config import PLATFORMS
-from sophia_mcp.sandbox import platform_modules
 from sophia_mcp.registry import CORE_TOOLSET, all_tools, select_tools
+from sophia_mcp.sandbox import platform_modules
 from sophia_mcp.server import tool_from_spec
 
 ROOT = Path(__file__).resolve().parents[1]
