@@ -83,6 +83,7 @@ async def serve(args: argparse.Namespace) -> None:
             log.info("demo mode: sandbox of all platforms at %s", base_url)
         settings = settings_or_exit(**overrides)
         store = await open_store_or_exit(settings.store_url)
+        stack.push_async_callback(store.aclose)  # on every way out (closing twice is harmless)
         service = Service(settings, store=store)
         mcp_server = build_mcp_server(service, specs)
         if args.transport == "stdio":

@@ -1,5 +1,6 @@
-"""SQLite store: the zero-setup default. The standard library's `sqlite3` runs in one worker thread
-(one connection, used by one thread of its own), so the event loop never waits on disk.
+"""SQLite store: the zero-setup default. The standard library's `sqlite3` runs in one thread of the
+store's own (one connection), so the event loop never waits on disk; audit batches go to a writer
+process (`audit_writer`), which spares the event loop the GIL hand-offs of a thread per commit.
 
 The database is in WAL mode. Audit commits use `synchronous=FULL` (fsync before the caller is
 answered: nothing acknowledged is lost, even on power loss); snapshot writes use `NORMAL` (they are
@@ -21,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from sophia_mcp.store import AuditEntry, Snapshot, Store, StoreError, arguments_json
+from sophia_mcp.store.audit_writer import AuditWriter
 
 T = TypeVar("T")
 
@@ -67,6 +69,39 @@ def audit_insert(rows: int) -> str:
     return f"INSERT INTO audit_log ({', '.join(AUDIT_COLUMNS)}) VALUES " + ", ".join([values] * rows)
 
 
+def audit_params(entries: Sequence[AuditEntry]) -> list[Any]:
+    """The entries' column values, row after row (`AUDIT_COLUMNS` order)."""
+    return [
+        value
+        for e in entries
+        for value in (e.at.timestamp(), e.principal, e.transport, e.tool, arguments_json(e.arguments), e.outcome,
+                      e.duration_ms, e.source)
+    ]
+
+
+def insert_audit(conn: sqlite3.Connection, params: Sequence[Any]) -> None:
+    """Insert the rows of `params` in one transaction (durable if the connection is `synchronous=FULL`).
+    One multi-row INSERT, not executemany: every statement step releases and retakes the GIL."""
+    width = len(AUDIT_COLUMNS)
+    if not params:
+        return
+    if len(params) % width:
+        raise ValueError(f"audit rows have {width} values each, got {len(params)} values")
+    per_statement = AUDIT_ROWS_PER_STATEMENT * width
+    if len(params) <= per_statement:  # one statement: its own transaction, committed as it ends
+        conn.execute(audit_insert(len(params) // width), params)
+        return
+    conn.execute("BEGIN")
+    try:
+        for start in range(0, len(params), per_statement):
+            chunk = params[start : start + per_statement]
+            conn.execute(audit_insert(len(chunk) // width), chunk)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 class SQLiteStore(Store):
     def __init__(self, path: str) -> None:
         self.path = path
@@ -74,6 +109,8 @@ class SQLiteStore(Store):
         # one connection, used by one thread of its own, so calls run one at a time, in order
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sophia-sqlite")
         self._sync_mode = ""
+        self._writer: AuditWriter | None = None
+        self._writer_start: asyncio.Task[None] | None = None
 
     def _synchronous(self, conn: sqlite3.Connection, mode: str) -> None:
         """`PRAGMA synchronous`, issued only when it changes (every statement costs a GIL round trip)."""
@@ -121,6 +158,12 @@ class SQLiteStore(Store):
         return conn
 
     async def aclose(self) -> None:
+        starting, self._writer_start = self._writer_start, None
+        if starting is not None:
+            await starting
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            await writer.aclose()
         conn, self._conn = self._conn, None
         if conn is not None:
             await self._in_thread(conn.close)
@@ -170,55 +213,41 @@ class SQLiteStore(Store):
     # -- audit --------------------------------------------------------------------------------
 
     async def append_audit(self, entries: Sequence[AuditEntry]) -> None:
-        await self._run(self._appender(entries))
+        params = audit_params(entries)
+
+        def append(conn: sqlite3.Connection) -> None:
+            self._synchronous(conn, "FULL")
+            insert_audit(conn, params)
+
+        await self._run(append)
 
     def commit_audit(self, entries: Sequence[AuditEntry], done: Callable[[BaseException | None], None]) -> None:
+        """Through the audit writer process while it runs (see `audit_writer`; started by the first
+        commit, so a store opened only to read starts none), else in this store's thread."""
+        if self._writer is not None and self._writer.commit(audit_params(entries), done):
+            return
         loop = asyncio.get_running_loop()
-        append = self._appender(entries)
+        if self._writer_start is None and self._conn is not None and self.path != ":memory:":
+            self._writer_start = loop.create_task(self._start_writer())  # one try: a writer that died stays gone
 
         def commit() -> None:
-            conn = self._conn
             error: BaseException | None = None
             try:
-                if conn is None:
+                if self._conn is None:
                     raise StoreError(f"the SQLite store {self.path} is not open")
-                append(conn)
+                self._synchronous(self._conn, "FULL")
+                insert_audit(self._conn, params)
             except sqlite3.Error as exc:
                 error = StoreError(f"the SQLite store {self.path} failed: {exc}")
             except Exception as exc:  # noqa: BLE001 - handed to `done`, which fails the waiting calls and logs it
                 error = exc
-            loop.call_soon_threadsafe(done, error)  # straight to the callback: no future in between
+            loop.call_soon_threadsafe(done, error)
 
+        params = audit_params(entries)
         self._thread.submit(commit)
 
-    def _appender(self, entries: Sequence[AuditEntry]) -> Callable[[sqlite3.Connection], None]:
-        params = [
-            value
-            for e in entries
-            for value in (e.at.timestamp(), e.principal, e.transport, e.tool, arguments_json(e.arguments), e.outcome,
-                          e.duration_ms, e.source)
-        ]
-        width = len(AUDIT_COLUMNS)
-        per_statement = AUDIT_ROWS_PER_STATEMENT * width
-
-        def append(conn: sqlite3.Connection) -> None:
-            # One multi-row INSERT, not executemany: each statement step releases and retakes the GIL,
-            # and retaking it from a busy event loop takes a while.
-            self._synchronous(conn, "FULL")
-            if len(params) <= per_statement:  # one statement: its own transaction, committed (fsync) as it ends
-                conn.execute(audit_insert(len(params) // width), params)
-                return
-            conn.execute("BEGIN")
-            try:
-                for start in range(0, len(params), per_statement):
-                    chunk = params[start : start + per_statement]
-                    conn.execute(audit_insert(len(chunk) // width), chunk)
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-
-        return append
+    async def _start_writer(self) -> None:
+        self._writer = await AuditWriter.start(str(Path(self.path).expanduser()))
 
     async def read_audit(
         self, *, since: datetime | None = None, tool: str | None = None, limit: int | None = None
