@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import functools
 import hashlib
 import json
 import random
@@ -204,14 +205,14 @@ class Connector:
             missing.append(self.base_url_field)
         return [ENV_PREFIX + f.upper() for f in missing]
 
-    @property
+    @functools.cached_property
     def configured(self) -> bool:
+        """Settings are immutable, so this is worked out once (fan-outs ask it per platform per call)."""
         return not self.missing_settings()
 
     def require_configured(self) -> None:
-        missing = self.missing_settings()
-        if missing:
-            raise NotConfigured(self.platform, missing)
+        if not self.configured:
+            raise NotConfigured(self.platform, self.missing_settings())
 
     def credential_identity(self) -> str:
         """A short digest that tells credentials apart (for cache keys) without revealing them;

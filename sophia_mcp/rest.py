@@ -9,9 +9,11 @@ import json
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
 
 from sophia_mcp.errors import BadInput, SophiaError
 from sophia_mcp.memo import IdentityMemo
@@ -51,10 +53,10 @@ class ProjectsQuery(BaseModel):
 DEFAULT_PROJECTS_QUERY = ProjectsQuery()
 
 
-def parse_query(model: type[BaseModel], request: Request) -> Any:
-    if model is ProjectsQuery and not request.scope.get("query_string"):
+def parse_query(model: type[BaseModel], query_string: bytes) -> Any:
+    if model is ProjectsQuery and not query_string:
         return DEFAULT_PROJECTS_QUERY
-    params = dict(request.query_params)
+    params = dict(QueryParams(query_string))
     try:
         return model.model_validate(params)
     except ValidationError as exc:
@@ -63,26 +65,32 @@ def parse_query(model: type[BaseModel], request: Request) -> Any:
         raise BadInput(f"bad query parameters ({problems}). Allowed parameters: {allowed}.") from None
 
 
-def routes(service: Service, specs: list[ToolSpec]) -> list[Route]:
-    # a warm read returns the same envelope object for a second at a time (`sophia_mcp.memo`): its
-    # JSON is made once, so a dashboard polling a cached page costs no serialisation
-    bodies: IdentityMemo[bytes] = IdentityMemo(max_keys=256)
+class ProjectsEndpoint:
+    """`GET /api/v4/mcp/{platform}/projects`, what dashboards poll: a plain ASGI app, so a cached
+    page costs no Request or Response objects, only the bytes (built once per envelope object: a
+    warm read returns the same envelope for a second at a time, see `sophia_mcp.memo`)."""
 
-    async def projects(request: Request) -> Response:
-        platform = request.path_params["platform"]
+    def __init__(self, service: Service) -> None:
+        self.service = service
+        self.bodies: IdentityMemo[bytes] = IdentityMemo(max_keys=256)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        service = self.service
+        platform = scope["path_params"]["platform"]
+        query_string = scope["query_string"]
         # audited as sent, or as parsed once valid
-        arguments: dict[str, Any] = dict(request.query_params) if request.scope["query_string"] else {}
+        arguments: dict[str, Any] = dict(QueryParams(query_string)) if query_string else {}
         query = DEFAULT_PROJECTS_QUERY
 
         async def call() -> PlatformProjects:
             nonlocal query
             service.connector(platform)  # unknown platform: 404 before anything else
-            query = parse_query(ProjectsQuery, request)
+            query = parse_query(ProjectsQuery, query_string)
             if query is not DEFAULT_PROJECTS_QUERY:
                 arguments.clear()
                 arguments.update(query.model_dump(exclude_defaults=True))
             fresh = query.fresh or b"no-cache" in next(
-                (value for name, value in request.scope["headers"] if name == b"cache-control"), b""
+                (value for name, value in scope["headers"] if name == b"cache-control"), b""
             )
             return await service.platform_projects(
                 platform, status=query.status, limit=query.limit, cursor=query.cursor, fresh=fresh
@@ -91,18 +99,21 @@ def routes(service: Service, specs: list[ToolSpec]) -> list[Route]:
         # refused requests are audited too; an unknown platform gets one name, so metric labels stay bounded
         name = f"rest:{platform}.projects" if platform in service.connectors else "rest:unknown.projects"
         try:
-            result = await service.observe(
-                name, arguments, call, transport="rest", principal=request.scope.get(PRINCIPAL_SCOPE_KEY)
-            )
+            result = await service.observe(name, arguments, call, transport="rest", principal=scope.get(PRINCIPAL_SCOPE_KEY))
         except SophiaError as exc:
-            return problem_response(exc, request.url.path)
+            await problem_response(exc, scope["path"])(scope, receive, send)
+            return
         assert isinstance(result, PlatformProjects)
         key = (platform, query.status, query.limit, query.cursor)
-        body = bodies.get(key, (result,))
+        body = self.bodies.get(key, (result,))
         if body is None:
-            body = bodies.put(key, (result,), result.model_dump_json().encode())
-        return JSONBytes(body)
+            body = self.bodies.put(key, (result,), result.model_dump_json().encode())
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(body))]})
+        await send({"type": "http.response.body", "body": body})
 
+
+def routes(service: Service, specs: list[ToolSpec]) -> list[Route]:
     async def platforms(request: Request) -> Response:
         async def call() -> StatusOutput:
             return await service.platform_status(PlatformStatusInput())
@@ -117,9 +128,9 @@ def routes(service: Service, specs: list[ToolSpec]) -> list[Route]:
         return JSONBytes(json.dumps({"tools": [tool_summary(s) for s in specs]}))
 
     return [
+        Route("/api/v4/mcp/{platform}/projects", ProjectsEndpoint(service), methods=["GET"]),
         Route("/api/v4/mcp/platforms", platforms, methods=["GET"]),
         Route("/api/v4/mcp/tools", tools, methods=["GET"]),
-        Route("/api/v4/mcp/{platform}/projects", projects, methods=["GET"]),
     ]
 
 

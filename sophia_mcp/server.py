@@ -40,6 +40,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from sophia_mcp import __version__
 from sophia_mcp.errors import SophiaError
+from sophia_mcp.memo import IdentityMemo
 from sophia_mcp.models import ToolOutput
 from sophia_mcp.prompts import PERIODS, TRIAGE, add_prompts
 from sophia_mcp.registry import ToolSpec
@@ -96,7 +97,8 @@ class ClientFeedback:
         await self.ctx.report_progress(done, total, message)
 
     def summarise(self, name: str, output: ToolOutput, started: float) -> None:
-        self.log("debug", f"{name}: {output.source} in {(time.perf_counter() - started) * 1000:.0f} ms")
+        if "debug" in self.levels:
+            self.log("debug", f"{name}: {output.source} in {(time.perf_counter() - started) * 1000:.0f} ms")
         if output.stale_reason:
             self.log("warning", f"{name}: served data saved {output.age_seconds:.0f} s ago: {output.stale_reason}")
         if output.truncated and output.note:
@@ -148,6 +150,9 @@ async def set_log_level(ctx: ServerRequestContext[Any, Any], params: SetLevelReq
 
 
 def tool_from_spec(spec: ToolSpec, service: Service) -> Tool:
+    # the service returns the same output object while nothing changed (`sophia_mcp.memo`): so does this
+    results: IdentityMemo[CallToolResult] = IdentityMemo(max_keys=1)
+
     async def run(ctx: Context, **arguments: Any) -> CallToolResult:
         args = spec.input_model.model_construct(**arguments)
         feedback = ClientFeedback(ctx, service.settings.log_level.lower())  # type: ignore[arg-type]
@@ -163,10 +168,13 @@ def tool_from_spec(spec: ToolSpec, service: Service) -> Tool:
             current_feedback.reset(tokens[1])
         feedback.summarise(spec.name, output, started)
         await feedback.flush()
-        return CallToolResult(
-            content=[TextContent(type="text", text=compact_text(output))],
-            structured_content=output.model_dump(mode="json"),
-        )
+        result = results.get(spec.name, (output,))
+        if result is None:
+            result = results.put(spec.name, (output,), CallToolResult(
+                content=[TextContent(type="text", text=compact_text(output))],
+                structured_content=output.model_dump(mode="json"),
+            ))
+        return result
 
     # The output schema is advertised but not re-validated on every call: the service already returns
     # instances of `spec.output_model`, and re-validating a large result cost as much as building it.
