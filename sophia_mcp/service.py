@@ -387,6 +387,8 @@ class Service:
             if report is not None and targets:
                 await report(len(targets), len(targets), "all answered from the cache")
             return results
+        if report is not None and results:  # progress counts every platform, the cached ones first
+            await report(len(results), len(targets), f"{len(results)} answered from the cache")
 
         async def one(platform: str) -> None:
             try:

@@ -208,10 +208,12 @@ def test_the_typescript_sdk_lists_tools_calls_list_projects_reads_a_resource_and
     assert {"list_projects", "search", "platform_status", "linear_list_issues"} <= set(seen["tools"])
     calls = seen["list_projects"]
     assert (calls["is_error"], calls["platforms"]) == (False, ["asana", "hubspot"])
-    # one notification per platform (the client asks with a limit of its own, so the call is cold); the TypeScript
-    # SDK handles notifications a microtask after it reads them but a response at once (dropping its progress
-    # handler), so it misses those that arrive together with the response: with a fast sandbox, maybe all of them
-    assert calls["progress"] in ([], [1], [1, 2])
+    # progress counts the platforms answered, 1 then 2 (the client asks with a limit of its own, so the call is
+    # usually cold). The TypeScript SDK handles notifications a microtask after it reads them but a response at once
+    # (dropping its progress handler), so it misses those that arrive together with the response, with a fast
+    # sandbox maybe all of them; and now and then it misses the first one too (seen over 2026-07-28 HTTP). What
+    # must hold: what it saw counts up, one platform at a time, to at most 2.
+    assert calls["progress"] in ([], [1], [2], [1, 2])
     assert seen["resource"]["mime_type"] == "application/json" and seen["resource"]["projects"] >= 12
     assert seen["prompt"] == {"messages": 1, "names_project": True}
     assert seen["completion"] == {"platforms": ["linear"], "projects": ["Fleet Navigation v2", "Fleet Observability"]}
