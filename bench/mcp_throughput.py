@@ -24,7 +24,10 @@ def main() -> dict[str, Any]:
     with harness.sophia_server() as sophia, httpx2.Client(timeout=30) as client:
         result = harness.call_tool(client, sophia.base, "list_projects", ARGUMENTS)  # fills the cache
         platforms = sorted(result["structuredContent"]["platforms"])
-        with harness.bare_server("bare_mcp.py", json.dumps(result).encode()) as bare:
+        # what the tool returned, without what the SDK adds to every 2026-07-28 result (the `serverInfo`
+        # `_meta` stamp, `resultType`): the bare server's SDK adds them again, as ours does
+        returned = {k: v for k, v in result.items() if k not in ("_meta", "resultType")}
+        with harness.bare_server("bare_mcp.py", json.dumps(returned).encode()) as bare:
             for protocol, (body, headers) in protocols.items():
                 ours_url, bare_url = sophia.base + "/mcp", bare + "/mcp"
                 harness.load(ours_url, body=body, headers=headers, duration=1)

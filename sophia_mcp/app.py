@@ -12,6 +12,7 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
+from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -89,6 +90,7 @@ class Gate:
     def __init__(self, app: ASGIApp, settings: Settings, rules: HostRules) -> None:
         self.app = app
         self.rules = rules
+        self.timers: dict[tuple[str, str, int], Any] = {}  # (method, route, status) -> its histogram child
         self.keys = {k.get_secret_value().encode(): _key_id(k.get_secret_value()) for k in settings.api_keys}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -112,10 +114,11 @@ class Gate:
                 await refusal(scope, receive, send_with_status)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            metrics.child(metrics.HTTP_REQUEST_DURATION, scope["method"], template, str(status)).observe(
-                time.perf_counter() - started
-            )
+            labels = (scope["method"], getattr(route, "path", None) or "unmatched", status)
+            timer = self.timers.get(labels)
+            if timer is None:
+                timer = self.timers[labels] = metrics.HTTP_REQUEST_DURATION.labels(*labels[:2], str(status))
+            timer.observe(time.perf_counter() - started)
 
     def _admit(self, scope: Scope) -> Response | None:
         """None when the request may go on (with its principal set), else the refusal to send."""

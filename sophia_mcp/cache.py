@@ -153,9 +153,10 @@ class Cache:
             return None
         entry.used_at = now
         age = int(max(0.0, now - entry.fetched_at))
-        self._count(key.platform, "fresh", age)
+        metrics.child(metrics.CACHE_LOOKUPS, key.platform, "fresh").inc()
         freshness = entry.freshness
         if freshness is None or freshness.age_seconds != age:
+            metrics.child(metrics.DATA_AGE, key.platform).set(age)  # whole seconds: it changes once a second
             freshness = entry.freshness = Freshness.model_construct(
                 source="cache", fetched_at=entry.fetched_at_dt, age_seconds=age, stale_reason=None
             )

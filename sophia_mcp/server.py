@@ -159,7 +159,7 @@ def tool_from_spec(spec: ToolSpec, service: Service) -> Tool:
         tokens = progress_reporter.set(feedback.progress), current_feedback.set(feedback)
         started = time.perf_counter()
         try:
-            output = await service.invoke(spec, args, transport="mcp", principal=_principal(ctx))
+            output = await service.invoke(spec, args, transport="mcp", principal=request_principal.get())
         except SophiaError as exc:
             await feedback.flush()
             raise ToolError(exc.message) from None
@@ -196,14 +196,6 @@ def tool_from_spec(spec: ToolSpec, service: Service) -> Tool:
             open_world_hint=True,
         ),
     )
-
-
-def _principal(ctx: Context) -> str | None:
-    try:
-        headers = ctx.headers
-    except ValueError:
-        return None
-    return headers.get(PRINCIPAL_HEADER) if headers else None
 
 
 request_principal: ContextVar[str | None] = ContextVar("request_principal", default=None)
