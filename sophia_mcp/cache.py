@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
@@ -110,6 +111,7 @@ class Cache:
         self.clock = clock
         self.replica = uuid.uuid4().hex  # lease holder name
         self.hot: dict[CacheKey, Entry] = {}
+        self.version = 0  # changes whenever the hot layer gains, replaces or drops an entry
         self.flights: dict[CacheKey, asyncio.Task[Served]] = {}  # one upstream call per key at a time
         self._refresh_limits: dict[str, asyncio.Semaphore] = {}
         self._background: asyncio.Task[None] | None = None
@@ -161,6 +163,17 @@ class Cache:
                 source="cache", fetched_at=entry.fetched_at_dt, age_seconds=age, stale_reason=None
             )
         return entry.value, freshness
+
+    def stable_until(self, parts: Iterable[tuple[CacheKey, int]]) -> float:
+        """Until when (by `clock`) fresh hits on these keys answer what they answered at these ages,
+        provided `version` stays the same: the first moment one of them is a second older or expires."""
+        until = math.inf
+        for key, age in parts:
+            entry = self.hot.get(key)
+            if entry is None:
+                return 0.0
+            until = min(until, entry.fetched_at + age + 1, entry.fetched_at + self.ttl)
+        return until
 
     def _count(self, platform: str, result: str, age: float) -> None:
         metrics.child(metrics.CACHE_LOOKUPS, platform, result).inc()
@@ -320,6 +333,7 @@ class Cache:
             return
         used_at = current.used_at if current is not None else self.clock()
         self.hot[key] = Entry(served.value, served.fetched_at, served.fetched_at_dt, used_at, fetch, model)
+        self.version += 1
         if current is not None and current.value != served.value:
             for listener in self._change_listeners:
                 task = asyncio.ensure_future(listener(key, current.value, served.value))
@@ -328,6 +342,7 @@ class Cache:
         if len(self.hot) > self.max_entries:
             for old in sorted(self.hot, key=lambda k: self.hot[k].used_at)[: self.max_entries // 10]:
                 del self.hot[old]
+            self.version += 1
 
     async def _stored(self, key: CacheKey) -> Snapshot | None:
         try:
@@ -363,6 +378,7 @@ class Cache:
             if now - entry.used_at > self.ttl or entry.used_at <= entry.fetched_at:
                 if age > self.max_stale:
                     del self.hot[key]
+                    self.version += 1
             elif age >= self.ttl * REFRESH_AHEAD and key not in self.flights:
                 due.append((key, entry))
         refreshed = await asyncio.gather(*(self._refresh(key, entry) for key, entry in due))

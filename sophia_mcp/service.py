@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from contextvars import ContextVar
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -44,6 +45,17 @@ progress_reporter: ContextVar[Callable[[float, float, str], Awaitable[None]] | N
 )
 
 AuditSink = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class WarmList:
+    """A `list_projects` answer built only from fresh cache hits: valid while the cache's `version`
+    is the same and until `until`, when one of its pages ages by a second or expires."""
+
+    output: ProjectsOutput
+    version: int
+    until: float
+    hit_counters: list[Any]  # the per-platform cache-hit counters a fan-out would have counted
 
 
 class PlatformOutcome(Model):
@@ -146,6 +158,7 @@ class Service:
         self._project_keys: dict[tuple[str, ProjectStatus | None, int, str | None], CacheKey] = {}
         self._envelopes: IdentityMemo[PlatformProjects] = IdentityMemo(max_keys=4096)
         self._merged: IdentityMemo[ProjectsOutput] = IdentityMemo()
+        self._warm_lists: dict[Hashable, WarmList] = {}
         self._fitted: IdentityMemo[ToolOutput] = IdentityMemo()
         for module in load_connector_modules():
             cls: type[Connector] = module.CONNECTOR
@@ -408,6 +421,16 @@ class Service:
         return {p: results[p] for p in targets}
 
     async def list_projects(self, args: ListProjectsInput) -> ProjectsOutput:
+        memo_key = (tuple(args.platforms or ()), args.status, args.limit, args.cursor)
+        warm_list = None if args.fresh else self._warm_lists.get(memo_key)
+        if warm_list is not None and warm_list.version == self.cache.version and self.cache.clock() < warm_list.until:
+            # every platform's page is still the one the cache held, at the same age: the same answer
+            for hits in warm_list.hit_counters:
+                hits.inc()
+            if (report := progress_reporter.get()) is not None:
+                await report(len(warm_list.hit_counters), len(warm_list.hit_counters), "all answered from the cache")
+            return warm_list.output
+        version = self.cache.version
         cursors = decode_cursor("*", args.cursor) if args.cursor else {}
         requested = args.platforms or (list(cursors) if cursors else None)
         targets, outcomes = self._targets(requested)
@@ -425,11 +448,24 @@ class Service:
 
         results = await self.fan_out(targets, one, None if args.fresh else warm)
         # the same page objects as last time (warm, within the same second of age): the same answer
-        memo_key = (tuple(requested or ()), args.status, args.limit, args.cursor)
         parts = tuple(results.values())
         merged = self._merged.get(memo_key, parts)
         if merged is None:
             merged = self._merged.put(memo_key, parts, merge_projects(results, outcomes))
+        if self.cache.version == version and all(
+            isinstance(part, PlatformProjects) and part.source == "cache" for part in parts
+        ):  # every page came from the cache, which did not change meanwhile: remember until a page ages
+            keys = [
+                (self._projects_key(self.connectors[p], args.status, per_platform, cursors.get(p)), part.age_seconds)
+                for p, part in results.items()
+                if isinstance(part, PlatformProjects)
+            ]
+            if len(self._warm_lists) >= 1024:
+                self._warm_lists.clear()
+            self._warm_lists[memo_key] = WarmList(
+                merged, version, self.cache.stable_until(keys),
+                [metrics.child(metrics.CACHE_LOOKUPS, p, "fresh") for p in results],
+            )
         return merged
 
     async def search(self, args: SearchInput) -> SearchOutput:

@@ -388,6 +388,26 @@ async def test_warm_reads_within_one_second_of_age_reuse_what_was_built_from_the
     assert older.model_dump(exclude={"age_seconds", "platforms"}) == merged.model_dump(exclude={"age_seconds", "platforms"})
 
 
+async def test_a_remembered_cross_platform_page_gives_way_as_soon_as_a_platform_page_changes(
+    sandbox: Sandbox,
+) -> None:
+    clock = Clock()
+    service = service_with(sandbox, cache=Cache(MemoryStore(), clock=clock))
+    await service.list_projects(ListProjectsInput())  # cold: every platform live
+    warm = await service.list_projects(ListProjectsInput())
+    fresh_hits = lookups("linear", "fresh")
+    assert await service.list_projects(ListProjectsInput()) is warm
+    assert lookups("linear", "fresh") == fresh_hits + 1  # still counted as a cache hit per platform
+    calls = dict(sandbox.state.calls)
+
+    clock.now += 0.3  # the same second of age: only a changed page can end the reuse
+    await service.platform_projects("linear", limit=7, fresh=True)
+    after = await service.list_projects(ListProjectsInput())
+    assert after is not warm
+    assert after.platforms["linear"].fetched_at > warm.platforms["linear"].fetched_at
+    assert {p: n - calls.get(p, 0) for p, n in sandbox.state.calls.items() if n != calls.get(p, 0)} == {"linear": 1}
+
+
 async def test_the_rest_body_is_the_envelopes_own_json_and_says_its_age(sandbox: Sandbox) -> None:
     clock = Clock()
     service = service_with(sandbox, cache=Cache(MemoryStore(), clock=clock))
