@@ -73,6 +73,8 @@ class ProjectsEndpoint:
     def __init__(self, service: Service) -> None:
         self.service = service
         self.bodies: IdentityMemo[bytes] = IdentityMemo(max_keys=256)
+        # audit and metric names; an unknown platform gets one name, so metric labels stay bounded
+        self.names = {platform: f"rest:{platform}.projects" for platform in service.connectors}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         service = self.service
@@ -92,12 +94,15 @@ class ProjectsEndpoint:
             fresh = query.fresh or b"no-cache" in next(
                 (value for name, value in scope["headers"] if name == b"cache-control"), b""
             )
+            if not fresh:  # a warm page needs no awaiting
+                warm = service.warm_platform_projects(platform, query.status, query.limit, query.cursor)
+                if warm is not None:
+                    return warm
             return await service.platform_projects(
                 platform, status=query.status, limit=query.limit, cursor=query.cursor, fresh=fresh
             )
 
-        # refused requests are audited too; an unknown platform gets one name, so metric labels stay bounded
-        name = f"rest:{platform}.projects" if platform in service.connectors else "rest:unknown.projects"
+        name = self.names.get(platform, "rest:unknown.projects")  # refused requests are audited too
         try:
             result = await service.observe(name, arguments, call, transport="rest", principal=scope.get(PRINCIPAL_SCOPE_KEY))
         except SophiaError as exc:
