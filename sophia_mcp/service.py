@@ -535,7 +535,7 @@ def cache_key(connector: Connector, operation: str, arguments: Mapping[str, Any]
 
 def projects_envelope(platform: str, page: ProjectPage, freshness: Freshness) -> PlatformProjects:
     # built without re-validating what the connector or the store already validated, so a cache hit
-    # keeps the cached list itself (the REST shim serialises it once per fetch, not per hit)
+    # keeps the cached list itself
     return PlatformProjects.model_construct(
         platform=platform,
         projects=page.items,
