@@ -123,11 +123,15 @@ async def test_concurrent_calls_share_one_commit() -> None:
 
     store = CountingStore()
     audit = AuditLog(store)
+
+    async def call(i: int) -> None:
+        await audit({"tool": f"t{i}", "arguments": {}})
+
     await audit.start()
     try:
         async with anyio.create_task_group() as tg:
             for i in range(100):
-                tg.start_soon(audit, {"tool": f"t{i}", "arguments": {}})
+                tg.start_soon(call, i)
     finally:
         await audit.aclose()
     assert len(store.audit) == 100 and sum(store.commits) == 100

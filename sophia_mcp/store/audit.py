@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,7 +70,9 @@ class AuditLog:
         self._idle.set()
         self._pruner: asyncio.Task[None] | None = None
 
-    async def __call__(self, record: Mapping[str, Any]) -> None:
+    def __call__(self, record: Mapping[str, Any]) -> Awaitable[None]:
+        """Awaitable once `record` is committed. A plain function returning the caller's own future:
+        one coroutine less to create and to resume on every audited call."""
         at = record.get("at")
         arguments = record.get("arguments")
         entry = AuditEntry(
@@ -84,14 +86,13 @@ class AuditLog:
             source=record.get("source"),
         )
         if self._pruner is None:  # not started (or stopped): commit alone
-            await self._commit([entry])
-            return
+            return self._commit([entry])
         committed = asyncio.get_running_loop().create_future()
         self._pending.append(entry)
         self._waiters.append(committed)
         if not self._committing:
             self._commit_pending()
-        await committed
+        return committed
 
     def _commit_pending(self) -> None:
         """Hand the pending batch to the store; when it lands, answer its callers and hand over the
