@@ -78,7 +78,8 @@ class ClientFeedback:
 
     def __init__(self, ctx: Context, default_level: LoggingLevel) -> None:
         self.ctx = ctx
-        self.levels = client_log_levels(ctx.request_context, default_level)
+        self.request = ctx.request_context  # read once: each read of it goes through pydantic's __getattr__
+        self.levels = client_log_levels(self.request, default_level)
         self.pending: list[LoggingMessageNotificationParams] = []
 
     def log(self, level: LoggingLevel, message: str, logger: str = "sophia_mcp") -> None:
@@ -86,17 +87,21 @@ class ClientFeedback:
             self.pending.append(LoggingMessageNotificationParams(level=level, data=message, logger=logger))
 
     async def flush(self) -> None:
+        if not self.pending:
+            return
         pending, self.pending = self.pending, []
         for params in pending:
-            await self.ctx.request_context.session.send_notification(
-                LoggingMessageNotification(params=params), related_request_id=self.ctx.request_id
+            await self.request.session.send_notification(
+                LoggingMessageNotification(params=params), related_request_id=str(self.request.request_id)
             )
 
     async def progress(self, done: float, total: float, message: str) -> None:
         await self.flush()
-        await self.ctx.report_progress(done, total, message)
+        await self.request.session.report_progress(done, total, message)  # a no-op unless the client asked
 
     def summarise(self, name: str, output: ToolOutput, started: float) -> None:
+        if not self.levels:  # the client takes no log messages (2026-07-28 without a log level)
+            return
         if "debug" in self.levels:
             self.log("debug", f"{name}: {output.source} in {(time.perf_counter() - started) * 1000:.0f} ms")
         if output.stale_reason:
@@ -201,24 +206,13 @@ def tool_from_spec(spec: ToolSpec, service: Service) -> Tool:
 request_principal: ContextVar[str | None] = ContextVar("request_principal", default=None)
 
 
-async def remember_principal(
-    ctx: ServerRequestContext[Any, Any], call_next: Callable[[ServerRequestContext[Any, Any]], Awaitable[HandlerResult]]
-) -> HandlerResult:
-    """Server middleware: the caller's identity (set by the HTTP auth middleware) for resource reads
-    and prompts, which the audit log records like tool calls."""
-    headers = getattr(ctx.request, "headers", None)
-    token = request_principal.set(headers.get(PRINCIPAL_HEADER) if headers else None)
-    try:
-        return await call_next(ctx)
-    finally:
-        request_principal.reset(token)
+def request_middleware(server: MCPServer) -> Callable[..., Awaitable[HandlerResult]]:
+    """Server middleware, one layer for every request: the caller's identity (set by the HTTP auth
+    middleware) for tool calls, resource reads and prompts, which the audit log records; and a prompt
+    that does not exist, or a missing required argument, refused as the caller's mistake: Invalid params
+    (-32602) as the protocol says, not an internal error with a traceback."""
 
-
-def refuse_unknown_prompts(server: MCPServer) -> Callable[..., Awaitable[HandlerResult]]:
-    """Server middleware: a prompt that does not exist, or a missing required argument, is the caller's
-    mistake: Invalid params (-32602) as the protocol says, not an internal error with a traceback."""
-
-    async def check(
+    async def middleware(
         ctx: ServerRequestContext[Any, Any],
         call_next: Callable[[ServerRequestContext[Any, Any]], Awaitable[HandlerResult]],
     ) -> HandlerResult:
@@ -230,9 +224,14 @@ def refuse_unknown_prompts(server: MCPServer) -> Callable[..., Awaitable[Handler
             missing = [a.name for a in prompts[name].arguments or [] if a.required and a.name not in given]
             if missing:
                 raise MCPError(code=INVALID_PARAMS, message=f"prompt {name!r} needs: {', '.join(missing)}")
-        return await call_next(ctx)
+        headers = getattr(ctx.request, "headers", None)
+        token = request_principal.set(headers.get(PRINCIPAL_HEADER) if headers else None)
+        try:
+            return await call_next(ctx)
+        finally:
+            request_principal.reset(token)
 
-    return check
+    return middleware
 
 
 # -- completions --------------------------------------------------------------------------------
@@ -312,9 +311,8 @@ def build_mcp_server(service: Service, specs: list[ToolSpec]) -> MCPServer:
         tools=[tool_from_spec(spec, service) for spec in specs],
         log_level=service.settings.log_level,
         subscriptions=subscriptions.bus,
-        middleware=[remember_principal],
     )
-    server.middleware.append(refuse_unknown_prompts(server))
+    server.middleware.append(request_middleware(server))
     add_resources(server, service, request_principal.get)
     add_prompts(server, service, specs, request_principal.get)
     add_completions(server, service, specs)
