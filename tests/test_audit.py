@@ -194,3 +194,25 @@ async def test_refused_rest_requests_are_audited_too(sandbox: Sandbox) -> None:
         ("rest:unknown.projects", "unknown-platform", {}),
         ("rest:linear.projects", "bad-input", {"limit": "x"}),
     ]
+
+
+async def test_a_store_that_cannot_start_a_commit_fails_that_call_and_the_next_ones_still_commit() -> None:
+    class FlakyStore(MemoryStore):
+        broken = True
+
+        def commit_audit(self, entries, done):  # type: ignore[no-untyped-def]
+            if self.broken:
+                self.broken = False
+                raise StoreError("no connection")
+            super().commit_audit(entries, done)
+
+    store = FlakyStore()
+    audit = AuditLog(store)
+    await audit.start()
+    try:
+        with pytest.raises(AuditUnavailable):
+            await audit({"tool": "first", "arguments": {}})
+        await audit({"tool": "second", "arguments": {}})
+    finally:
+        await audit.aclose()
+    assert [e.tool for e in store.audit] == ["second"]

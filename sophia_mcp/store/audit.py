@@ -118,7 +118,10 @@ class AuditLog:
                 self._committing = False
                 self._idle.set()
 
-        self.store.commit_audit(batch, landed)
+        try:
+            self.store.commit_audit(batch, landed)
+        except Exception as exc:  # noqa: BLE001 - a store that cannot even start a commit fails this batch's calls
+            landed(exc)
 
     async def start(self) -> None:
         if self._pruner is None:
