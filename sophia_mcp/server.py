@@ -37,6 +37,7 @@ from mcp_types import (
     ToolAnnotations,
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+from pydantic import PrivateAttr
 
 from sophia_mcp import __version__
 from sophia_mcp.errors import SophiaError
@@ -154,9 +155,29 @@ async def set_log_level(ctx: ServerRequestContext[Any, Any], params: SetLevelReq
 # -- tools --------------------------------------------------------------------------------------
 
 
+WIRE_DUMP: dict[str, Any] = {"by_alias": True, "mode": "json", "exclude_none": True}  # how the SDK dumps a result
+
+
+class ReusedResult(CallToolResult):
+    """A tool result handed out again while its output object is unchanged (`sophia_mcp.memo`). The
+    SDK dumps every result it sends (WIRE_DUMP); this one is dumped once, and each call gets its own
+    copy of the top level, which is all the SDK writes to (the `_meta` stamp). Nothing mutates the
+    result itself: it is built here and only ever read."""
+
+    _wire: dict[str, Any] | None = PrivateAttr(default=None)
+
+    def model_dump(self, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        if kwargs != WIRE_DUMP:
+            return super().model_dump(**kwargs)
+        if self._wire is None:
+            self._wire = super().model_dump(**kwargs)
+        return dict(self._wire)
+
+
+
 def tool_from_spec(spec: ToolSpec, service: Service) -> Tool:
     # the service returns the same output object while nothing changed (`sophia_mcp.memo`): so does this
-    results: IdentityMemo[CallToolResult] = IdentityMemo(max_keys=1)
+    results: IdentityMemo[ReusedResult] = IdentityMemo(max_keys=1)
 
     async def run(ctx: Context, **arguments: Any) -> CallToolResult:
         args = spec.input_model.model_construct(**arguments)
@@ -175,7 +196,7 @@ def tool_from_spec(spec: ToolSpec, service: Service) -> Tool:
         await feedback.flush()
         result = results.get(spec.name, (output,))
         if result is None:
-            result = results.put(spec.name, (output,), CallToolResult(
+            result = results.put(spec.name, (output,), ReusedResult(
                 content=[TextContent(type="text", text=compact_text(output))],
                 structured_content=output.model_dump(mode="json"),
             ))

@@ -48,3 +48,19 @@ async def test_structured_content_matches_the_advertised_output_schema(mcp_clien
         jsonschema.validate(result.structured_content, schemas[name])
         text = json.loads(result.content[0].text)  # type: ignore[union-attr]
         assert text == without_nulls(result.structured_content), name
+
+
+def test_a_reused_result_dumps_once_and_hands_each_caller_its_own_top_level() -> None:
+    from mcp_types import CallToolResult, TextContent
+
+    from sophia_mcp.server import WIRE_DUMP, ReusedResult
+
+    fields = {"content": [TextContent(type="text", text="{}")], "structured_content": {"projects": [{"id": "1"}]}}
+    reused, plain = ReusedResult(**fields), CallToolResult(**fields)
+    first = reused.model_dump(**WIRE_DUMP)
+    assert first == plain.model_dump(**WIRE_DUMP)
+    first["_meta"] = {"stamped": True}  # what the SDK writes into the dump it sends
+    second = reused.model_dump(**WIRE_DUMP)
+    assert second == plain.model_dump(**WIRE_DUMP) and "_meta" not in second
+    assert second["structuredContent"] is first["structuredContent"]  # dumped once
+    assert reused.model_dump() == plain.model_dump()  # any other dump is made as usual
