@@ -15,17 +15,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
-from mcp_types import INTERNAL_ERROR, INVALID_PARAMS
+from mcp_types import INTERNAL_ERROR, INVALID_PARAMS, GetPromptRequestParams
 from pydantic import Field, ValidationError
 
 from sophia_mcp.errors import BadInput, SophiaError
 from sophia_mcp.models import Project, ToolOutput
 from sophia_mcp.registry import ToolSpec
 from sophia_mcp.service import PlatformProjects, SearchOutput, Service, combined_freshness
-
-Principal = Callable[[], str | None]
 
 PERIODS = ("7d", "14d", "30d")
 STATUS_ORDER = ("active", "planned", "paused", "unknown", "completed", "canceled")
@@ -77,13 +76,13 @@ class RenderedPrompt(ToolOutput):
     text: str
 
 
-def add_prompts(server: MCPServer, service: Service, specs: list[ToolSpec], principal: Principal) -> None:
+def add_prompts(server: MCPServer, service: Service, specs: list[ToolSpec]) -> None:
     tools = {spec.name: spec for spec in specs}
 
     async def call_tool(name: str, arguments: dict[str, Any]) -> ToolOutput:
         spec = tools[name]
         args = spec.input_model.model_validate({k: v for k, v in arguments.items() if v is not None})
-        return await service.invoke(spec, args, transport="mcp", principal=principal())
+        return await service.invoke(spec, args, transport="mcp")
 
     async def rendered(name: str, arguments: dict[str, str], build: Callable[[], Any]) -> str:
         """Run `build` (which returns the prompt text and the results it read) under audit and metrics."""
@@ -93,7 +92,7 @@ def add_prompts(server: MCPServer, service: Service, specs: list[ToolSpec], prin
             return RenderedPrompt(text=text, **combined_freshness(parts))
 
         try:
-            output = await service.observe(f"prompt:{name}", arguments, call, transport="mcp", principal=principal())
+            output = await service.observe(f"prompt:{name}", arguments, call, transport="mcp")
         except SophiaError as exc:
             raise MCPError(code=INVALID_PARAMS if exc.status < 500 else INTERNAL_ERROR, message=exc.message) from None
         except ValidationError as exc:
@@ -226,6 +225,29 @@ def add_prompts(server: MCPServer, service: Service, specs: list[ToolSpec], prin
             return "\n".join(lines), parts
 
         return await rendered("triage", {"platform": platform, "project": project, "team": team}, build)
+
+    refuse_unknown_prompts(server)
+
+
+def refuse_unknown_prompts(server: MCPServer) -> None:
+    """A prompt that does not exist, or a missing required argument, is the caller's mistake: Invalid
+    params (-32602) as the protocol says, not an internal error with a traceback. Checked in front of
+    the SDK's own prompts/get handler."""
+    lowlevel = server._lowlevel_server  # the SDK exposes no public accessor for the low-level server
+    entry = lowlevel.get_request_handler("prompts/get")
+    assert entry is not None, "MCPServer registers prompts/get"
+
+    async def get_prompt(ctx: ServerRequestContext[Any, Any], params: GetPromptRequestParams) -> Any:
+        prompts = {prompt.name: prompt for prompt in await server.list_prompts()}
+        if params.name not in prompts:
+            raise MCPError(code=INVALID_PARAMS, message=f"unknown prompt {params.name!r}; prompts/list shows them")
+        given = params.arguments or {}
+        missing = [a.name for a in prompts[params.name].arguments or [] if a.required and a.name not in given]
+        if missing:
+            raise MCPError(code=INVALID_PARAMS, message=f"prompt {params.name!r} needs: {', '.join(missing)}")
+        return await entry.handler(ctx, params)
+
+    lowlevel.add_request_handler("prompts/get", GetPromptRequestParams, get_prompt)
 
 
 FRESHNESS = {"source", "fetched_at", "age_seconds", "stale_reason", "truncated", "note"}

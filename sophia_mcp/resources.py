@@ -35,8 +35,6 @@ PROJECT_TEMPLATE = "sophia://{platform}/projects/{id}"
 JSON = "application/json"
 SUBSCRIBED = "sophia.subscribed_uris"  # key in a connection's state: the URIs it subscribed to
 
-Principal = Callable[[], str | None]
-
 
 def projects_uri(platform: str) -> str:
     return f"sophia://{platform}/projects"
@@ -51,10 +49,10 @@ def connection_of(ctx: ServerRequestContext[Any, Any]) -> Connection:
     return ctx.session._connection  # the SDK exposes no public accessor on the request context
 
 
-def add_resources(server: MCPServer, service: Service, principal: Principal) -> None:
+def add_resources(server: MCPServer, service: Service) -> None:
     async def read(name: str, arguments: dict[str, str], call: Callable[[], Awaitable[ToolOutput]]) -> str:
         try:
-            output = await service.observe(name, arguments, call, transport="mcp", principal=principal())
+            output = await service.observe(name, arguments, call, transport="mcp")
         except (NotFound, UnknownPlatform) as exc:
             raise ResourceNotFoundError(exc.message) from None
         except SophiaError as exc:

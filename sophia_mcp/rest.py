@@ -21,8 +21,6 @@ from sophia_mcp.models import ProjectStatus
 from sophia_mcp.registry import ToolSpec
 from sophia_mcp.service import PlatformProjects, PlatformStatusInput, Service, StatusOutput
 
-PRINCIPAL_SCOPE_KEY = "sophia.principal"
-
 
 class JSONBytes(Response):
     media_type = "application/json"
@@ -104,7 +102,7 @@ class ProjectsEndpoint:
 
         name = self.names.get(platform, "rest:unknown.projects")  # refused requests are audited too
         try:
-            result = await service.observe(name, arguments, call, transport="rest", principal=scope.get(PRINCIPAL_SCOPE_KEY))
+            result = await service.observe(name, arguments, call, transport="rest")
         except SophiaError as exc:
             await problem_response(exc, scope["path"])(scope, receive, send)
             return
@@ -124,7 +122,7 @@ def routes(service: Service, specs: list[ToolSpec]) -> list[Route]:
             return await service.platform_status(PlatformStatusInput())
 
         result = await service.observe(
-            "rest:platforms", {}, call, transport="rest", principal=request.scope.get(PRINCIPAL_SCOPE_KEY)
+            "rest:platforms", {}, call, transport="rest"
         )
         assert isinstance(result, StatusOutput)
         return JSONBytes(result.model_dump_json())

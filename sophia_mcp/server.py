@@ -9,19 +9,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from typing import Any, ClassVar, get_args
 
 from mcp.server.connection import allowed_log_levels
-from mcp.server.context import HandlerResult, ServerRequestContext
+from mcp.server.context import ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.tools import Tool
 from mcp.server.mcpserver.utilities.func_metadata import FuncMetadata
-from mcp.shared.exceptions import MCPError
 from mcp_types import (
-    INVALID_PARAMS,
     CallToolResult,
     Completion,
     CompletionArgument,
@@ -47,8 +44,6 @@ from sophia_mcp.prompts import PERIODS, TRIAGE, add_prompts
 from sophia_mcp.registry import ToolSpec
 from sophia_mcp.resources import PROJECT_TEMPLATE, ResourceSubscriptions, add_resources, connection_of
 from sophia_mcp.service import PlatformOutcome, Service, progress_reporter
-
-PRINCIPAL_HEADER = "x-sophia-principal"  # set by the auth middleware, never trusted from the client
 
 INSTRUCTIONS = """\
 sophia-mcp reads seven work platforms: Linear, Asana, Notion, HubSpot, Gong, Slack and GitHub.
@@ -185,7 +180,7 @@ def tool_from_spec(spec: ToolSpec, service: Service) -> Tool:
         tokens = progress_reporter.set(feedback.progress), current_feedback.set(feedback)
         started = time.perf_counter()
         try:
-            output = await service.invoke(spec, args, transport="mcp", principal=request_principal.get())
+            output = await service.invoke(spec, args, transport="mcp")
         except SophiaError as exc:
             await feedback.flush()
             raise ToolError(exc.message) from None
@@ -224,37 +219,6 @@ def tool_from_spec(spec: ToolSpec, service: Service) -> Tool:
     )
 
 
-request_principal: ContextVar[str | None] = ContextVar("request_principal", default=None)
-
-
-def request_middleware(server: MCPServer) -> Callable[..., Awaitable[HandlerResult]]:
-    """Server middleware, one layer for every request: the caller's identity (set by the HTTP auth
-    middleware) for tool calls, resource reads and prompts, which the audit log records; and a prompt
-    that does not exist, or a missing required argument, refused as the caller's mistake: Invalid params
-    (-32602) as the protocol says, not an internal error with a traceback."""
-
-    async def middleware(
-        ctx: ServerRequestContext[Any, Any],
-        call_next: Callable[[ServerRequestContext[Any, Any]], Awaitable[HandlerResult]],
-    ) -> HandlerResult:
-        if ctx.method == "prompts/get" and isinstance(ctx.params, Mapping):
-            prompts = {prompt.name: prompt for prompt in await server.list_prompts()}
-            name, given = ctx.params.get("name"), ctx.params.get("arguments") or {}
-            if name not in prompts:
-                raise MCPError(code=INVALID_PARAMS, message=f"unknown prompt {name!r}; prompts/list shows them")
-            missing = [a.name for a in prompts[name].arguments or [] if a.required and a.name not in given]
-            if missing:
-                raise MCPError(code=INVALID_PARAMS, message=f"prompt {name!r} needs: {', '.join(missing)}")
-        headers = getattr(ctx.request, "headers", None)
-        token = request_principal.set(headers.get(PRINCIPAL_HEADER) if headers else None)
-        try:
-            return await call_next(ctx)
-        finally:
-            request_principal.reset(token)
-
-    return middleware
-
-
 # -- completions --------------------------------------------------------------------------------
 
 
@@ -264,7 +228,7 @@ def add_completions(server: MCPServer, service: Service, specs: list[ToolSpec]) 
     async def tool_output(name: str) -> dict[str, Any]:
         spec = tools[name]
         arguments = spec.input_model.model_validate({"limit": 100})
-        output = await service.invoke(spec, arguments, transport="mcp", principal=request_principal.get())
+        output = await service.invoke(spec, arguments, transport="mcp")
         return output.model_dump(mode="json")
 
     async def projects(platforms: list[str]) -> list[tuple[str, str]]:
@@ -333,9 +297,8 @@ def build_mcp_server(service: Service, specs: list[ToolSpec]) -> MCPServer:
         log_level=service.settings.log_level,
         subscriptions=subscriptions.bus,
     )
-    server.middleware.append(request_middleware(server))
-    add_resources(server, service, request_principal.get)
-    add_prompts(server, service, specs, request_principal.get)
+    add_resources(server, service)
+    add_prompts(server, service, specs)
     add_completions(server, service, specs)
     subscriptions.install(server)
     # MCPServer has no decorator for logging/setLevel; the capability derives from the handler

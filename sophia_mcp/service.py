@@ -44,6 +44,10 @@ progress_reporter: ContextVar[Callable[[float, float, str], Awaitable[None]] | N
     "progress_reporter", default=None
 )
 
+#: Who is calling, for the audit log: the HTTP front door (`app.Gate`) sets it from the API key; unset
+#: (anonymous) over stdio and on an HTTP server without keys.
+request_principal: ContextVar[str | None] = ContextVar("request_principal", default=None)
+
 AuditSink = Callable[[dict[str, Any]], Awaitable[None]]
 
 
@@ -219,9 +223,9 @@ class Service:
         call: Callable[[], Awaitable[ToolOutput]],
         *,
         transport: str,
-        principal: str | None = None,
     ) -> ToolOutput:
-        """Metrics and audit around one call, whichever front it came through."""
+        """Metrics and audit around one call, whichever front it came through (the caller is
+        `request_principal`)."""
         started = time.perf_counter()
         outcome, source = "ok", None
         try:
@@ -245,7 +249,7 @@ class Service:
                 await self.audit(
                     {
                         "at": datetime.now(UTC),
-                        "principal": principal or "anonymous",
+                        "principal": request_principal.get() or "anonymous",
                         "transport": transport,
                         "tool": name,
                         "arguments": dict(arguments),
@@ -255,9 +259,7 @@ class Service:
                     }
                 )
 
-    async def invoke(
-        self, spec: ToolSpec, args: ToolInput, *, transport: str = "mcp", principal: str | None = None
-    ) -> ToolOutput:
+    async def invoke(self, spec: ToolSpec, args: ToolInput, *, transport: str = "mcp") -> ToolOutput:
         """Run one tool: the MCP front calls this for every tool."""
         arguments = args.model_dump(mode="json", exclude_defaults=True)
 
@@ -284,7 +286,7 @@ class Service:
                 fitted = self._fitted.put(spec.name, (output,), fit_to_budget(output))
             return fitted
 
-        return await self.observe(spec.name, arguments, call, transport=transport, principal=principal)
+        return await self.observe(spec.name, arguments, call, transport=transport)
 
     # -- operations ----------------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from sophia_mcp.models import Project, ProjectPage, ToolOutput
 from sophia_mcp.registry import PageInput, ToolSpec, all_tools
 from sophia_mcp.resources import ResourceSubscriptions, changed_uris
 from sophia_mcp.sandbox import Fault
-from sophia_mcp.server import PRINCIPAL_HEADER, build_mcp_server
+from sophia_mcp.server import build_mcp_server
 from sophia_mcp.service import Service, progress_reporter
 from tests.conftest import Sandbox
 
@@ -534,7 +534,7 @@ async def test_over_stateless_http_a_2025_subscription_is_acknowledged(sandbox: 
     assert answer.json() == {"jsonrpc": "2.0", "id": 3, "result": {}}
 
 
-async def test_over_http_resource_reads_and_prompts_are_audited_with_the_callers_identity(sandbox: Sandbox) -> None:
+async def test_over_http_resource_reads_prompts_and_tool_calls_are_audited_with_the_callers_identity(sandbox: Sandbox) -> None:
     entries: list[dict[str, Any]] = []
 
     async def audit(entry: dict[str, Any]) -> None:
@@ -551,9 +551,16 @@ async def test_over_http_resource_reads_and_prompts_are_audited_with_the_callers
                   "params": {"name": "triage", "arguments": {"platform": "linear", "team": "AUT"}}}
         assert "result" in (await http.post("/mcp", json=read, headers=headers)).json()
         assert "result" in (await http.post("/mcp", json=prompt, headers=headers)).json()
+        # 2026-07-28: a call answered with JSON, and one answered with SSE (it asks for progress)
+        modern = {**ACCEPT_BOTH, **MODERN, "mcp-method": "tools/call", "mcp-name": "list_projects",
+                  "authorization": "Bearer k1"}
+        for meta in (MODERN_META, {**MODERN_META, "progressToken": "p"}):
+            answer = await http.post("/mcp", json=call("list_projects", {}, meta), headers=modern)
+            assert answer.status_code == 200 and "result" in answer.text
 
     assert [(e["tool"], e["transport"], e["outcome"]) for e in entries] == [
-        ("resource:projects", "mcp", "ok"), ("linear_list_issues", "mcp", "ok"), ("prompt:triage", "mcp", "ok")
+        ("resource:projects", "mcp", "ok"), ("linear_list_issues", "mcp", "ok"), ("prompt:triage", "mcp", "ok"),
+        ("list_projects", "mcp", "ok"), ("list_projects", "mcp", "ok"),
     ]
     assert {e["principal"] for e in entries} == {entries[0]["principal"]} and entries[0]["principal"].startswith("key:")
 
@@ -627,7 +634,8 @@ async def test_api_keys_come_as_bearer_or_x_api_key_and_a_principal_sent_by_the_
 ) -> None:
     path = "/api/v4/mcp/linear/projects?limit=2"
     async with http_app(production, host="0.0.0.0") as http:
-        by_header = await http.get(path, headers={"host": PROD_HOST, "x-api-key": "prod-key", PRINCIPAL_HEADER: "admin"})
+        forged = {"x-sophia-principal": "admin"}  # the header an earlier version passed the principal in
+        by_header = await http.get(path, headers={"host": PROD_HOST, "x-api-key": "prod-key", **forged})
         wrong = await http.get(path, headers={"host": PROD_HOST, "authorization": "Bearer nope", "x-api-key": "prod-key"})
     assert by_header.status_code == 200
     assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == 'Bearer realm="sophia-mcp"'
