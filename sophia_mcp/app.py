@@ -84,11 +84,13 @@ class Gate:
     needs `Authorization: Bearer <key>` (or `X-API-Key`). The caller's identity (a digest of its key)
     is `request_principal` for the rest of the request. One pure-ASGI layer that reads the headers
     once (Starlette's BaseHTTPMiddleware measured 4x slower here). It sits inside Starlette's error
-    layer (a bug answers with a problem document) and hands `/mcp` straight to `mcp`, past the
-    router."""
+    layer (a bug answers with a problem document) and hands the two endpoints clients poll, `/mcp`
+    and GET of a projects page, straight to them, past the router."""
 
-    def __init__(self, app: ASGIApp, mcp: ASGIApp, settings: Settings, rules: HostRules) -> None:
-        self.app, self.mcp = app, mcp
+    def __init__(
+        self, app: ASGIApp, mcp: ASGIApp, projects: ASGIApp, settings: Settings, rules: HostRules
+    ) -> None:
+        self.app, self.mcp, self.projects = app, mcp, projects
         self.rules = rules
         self.timers: dict[tuple[str, str, int], Any] = {}  # (method, route, status) -> its histogram child
         self.keys = {k.get_secret_value().encode(): _key_id(k.get_secret_value()) for k in settings.api_keys}
@@ -107,21 +109,30 @@ class Gate:
             await send(message)
 
         path = scope["path"]
+        endpoint, route = self._direct(scope)
         try:
             refusal = None if path.startswith(OPEN_PATHS) else self._admit(scope)
             if refusal is not None:
                 await refusal(scope, receive, send_with_status)
-            elif path == MCP_PATH:
-                await self.mcp(scope, receive, send_with_status)
             else:
-                await self.app(scope, receive, send_with_status)
+                await (endpoint or self.app)(scope, receive, send_with_status)
         finally:
-            route = MCP_PATH if path == MCP_PATH else getattr(scope.get("route"), "path", None) or "unmatched"
+            route = route or getattr(scope.get("route"), "path", None) or "unmatched"
             labels = (scope["method"], route, status)
             timer = self.timers.get(labels)
             if timer is None:
                 timer = self.timers[labels] = metrics.HTTP_REQUEST_DURATION.labels(*labels[:2], str(status))
             timer.observe(time.perf_counter() - started)
+
+    def _direct(self, scope: Scope) -> tuple[ASGIApp | None, str | None]:
+        """The endpoint (and route template) that serves this request without the router, if any."""
+        path = scope["path"]
+        if path == MCP_PATH:
+            return self.mcp, MCP_PATH
+        if scope["method"] == "GET" and (platform := rest.projects_platform(path)) is not None:
+            scope["path_params"] = {"platform": platform}
+            return self.projects, rest.PROJECTS_PATH
+        return None, None
 
     def _admit(self, scope: Scope) -> Response | None:
         """None when the request may go on (with its principal set), else the refusal to send."""
@@ -272,9 +283,10 @@ def create_app(
         finally:
             await service.aclose()
 
+    projects = rest.ProjectsEndpoint(service)
     app = Starlette(
-        routes=[  # matched in order: the busiest first (a REST page costs a few us, a tool call a ms)
-            *rest.routes(service, specs),
+        routes=[
+            *rest.routes(service, specs, projects),
             Route("/health", health, methods=["GET"]),
             Route("/ready", ready, methods=["GET"]),
             Route("/metrics", metrics_endpoint, methods=["GET"]),
@@ -282,5 +294,6 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={Exception: internal_error},
     )
-    app.add_middleware(Gate, mcp=MCPEndpoint(json_manager, sse_manager), settings=settings, rules=HostRules(settings, host))
+    mcp = MCPEndpoint(json_manager, sse_manager)
+    app.add_middleware(Gate, mcp=mcp, projects=projects, settings=settings, rules=HostRules(settings, host))
     return app

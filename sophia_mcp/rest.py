@@ -63,6 +63,20 @@ def parse_query(model: type[BaseModel], query_string: bytes) -> Any:
         raise BadInput(f"bad query parameters ({problems}). Allowed parameters: {allowed}.") from None
 
 
+PROJECTS_PATH = "/api/v4/mcp/{platform}/projects"
+_PROJECTS_PREFIX, _PROJECTS_SUFFIX = PROJECTS_PATH.split("{platform}")
+
+
+def projects_platform(path: str) -> str | None:
+    """The platform in a path that `PROJECTS_PATH` matches, else None (the `Gate` matches it this way,
+    without Starlette's router)."""
+    if path.startswith(_PROJECTS_PREFIX) and path.endswith(_PROJECTS_SUFFIX):
+        platform = path[len(_PROJECTS_PREFIX) : -len(_PROJECTS_SUFFIX)]
+        if platform and "/" not in platform:
+            return platform
+    return None
+
+
 class ProjectsEndpoint:
     """`GET /api/v4/mcp/{platform}/projects`, what dashboards poll: a plain ASGI app, so a cached
     page costs no Request or Response objects, only the bytes (built once per envelope object: a
@@ -116,7 +130,7 @@ class ProjectsEndpoint:
         await send({"type": "http.response.body", "body": body})
 
 
-def routes(service: Service, specs: list[ToolSpec]) -> list[Route]:
+def routes(service: Service, specs: list[ToolSpec], projects: ProjectsEndpoint) -> list[Route]:
     async def platforms(request: Request) -> Response:
         async def call() -> StatusOutput:
             return await service.platform_status(PlatformStatusInput())
@@ -131,7 +145,7 @@ def routes(service: Service, specs: list[ToolSpec]) -> list[Route]:
         return JSONBytes(json.dumps({"tools": [tool_summary(s) for s in specs]}))
 
     return [
-        Route("/api/v4/mcp/{platform}/projects", ProjectsEndpoint(service), methods=["GET"]),
+        Route(PROJECTS_PATH, projects, methods=["GET"]),  # HEAD; GET goes to it straight from the Gate
         Route("/api/v4/mcp/platforms", platforms, methods=["GET"]),
         Route("/api/v4/mcp/tools", tools, methods=["GET"]),
     ]

@@ -84,6 +84,10 @@ async def test_rest_shim_serves_projects_errors_and_metrics(http_server: str) ->
         assert bad.status_code == 400 and "limit" in bad.json()["detail"]
         typo = await http.get("/api/v4/mcp/linear/projects", params={"statsu": "active"})
         assert typo.status_code == 400 and "statsu" in typo.json()["detail"]
+        # GET goes from the Gate straight to the page; other methods through the router, as before
+        assert (await http.head("/api/v4/mcp/linear/projects")).status_code == 200
+        assert (await http.post("/api/v4/mcp/linear/projects")).status_code == 405
+        assert (await http.get("/api/v4/mcp/linear/projects/")).status_code == 307  # the router redirects
 
         metrics = (await http.get("/metrics")).text
         assert 'http_request_duration_seconds_bucket{le="0.005",method="GET",route="/api/v4/mcp/{platform}/projects",status="200"}' in metrics

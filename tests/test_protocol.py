@@ -641,3 +641,15 @@ async def test_api_keys_come_as_bearer_or_x_api_key_and_a_principal_sent_by_the_
     assert wrong.status_code == 401 and wrong.headers["www-authenticate"] == 'Bearer realm="sophia-mcp"'
     audited = await production.store.read_audit()
     assert [(e.tool, e.principal.startswith("key:")) for e in audited] == [("rest:linear.projects", True)]
+
+
+def test_the_gate_matches_a_projects_page_path_as_its_route_does() -> None:
+    from starlette.routing import Route
+
+    from sophia_mcp.rest import PROJECTS_PATH, projects_platform
+
+    route = Route(PROJECTS_PATH, lambda request: None)
+    for path in ["/api/v4/mcp/linear/projects", "/api/v4/mcp//projects", "/api/v4/mcp/projects",
+                 "/api/v4/mcp/a/b/projects", "/api/v4/mcp/linear/projects/", "/api/v4/mcp/x%20y/projects"]:
+        matched = route.path_regex.fullmatch(path)
+        assert projects_platform(path) == (matched["platform"] if matched else None), path
