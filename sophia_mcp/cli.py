@@ -76,9 +76,9 @@ async def serve(args: argparse.Namespace) -> None:
     async with contextlib.AsyncExitStack() as stack:
         overrides: dict[str, Any] = {}
         if args.demo:
-            from sophia_mcp.sandbox import demo_settings, running_sandbox
+            from sophia_mcp.sandbox import demo_settings, sandbox_process
 
-            base_url, _ = await stack.enter_async_context(running_sandbox(port=args.sandbox_port))
+            base_url = await stack.enter_async_context(sandbox_process(port=args.sandbox_port))
             overrides = demo_settings(base_url)
             log.info("demo mode: sandbox of all platforms at %s", base_url)
         settings = settings_or_exit(**overrides)
@@ -131,7 +131,7 @@ async def sandbox(args: argparse.Namespace) -> None:
     from sophia_mcp.sandbox import demo_settings, running_sandbox
 
     async with running_sandbox(host=args.host, port=args.port) as (base_url, _):
-        print(f"sophia-mcp sandbox at {base_url} (Ctrl-C to stop)")
+        print(f"sophia-mcp sandbox at {base_url} (Ctrl-C to stop)", flush=True)
         print("Point sophia-mcp (or a platform's official client) at it with these settings:")
         for name, value in demo_settings(base_url).items():
             print(f"{ENV_PREFIX}{name.upper()}={value}")
@@ -139,7 +139,10 @@ async def sandbox(args: argparse.Namespace) -> None:
         print("Each *_BASE_URL is what the platform's official SDK takes as its base URL or host")
         print("(slack_sdk: add a trailing slash; GraphQL: POST <base>/graphql). Faults: PUT /_sandbox/faults/<platform>.")
         sys.stdout.flush()
-        await anyio.sleep_forever()
+        if args.until_stdin_closes:
+            await anyio.to_thread.run_sync(sys.stdin.buffer.read, abandon_on_cancel=True)
+        else:
+            await anyio.sleep_forever()
 
 
 async def open_store_or_exit(url: str) -> Store:
@@ -217,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("sandbox", help="run the sandbox of all seven platform APIs alone")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8900)
+    p.add_argument("--until-stdin-closes", action="store_true",
+                   help="stop when standard input closes (how `serve --demo` runs it as its child)")
 
     p = commands.add_parser("audit", help="print the audit log: every tool call and REST call")
     p.add_argument("--since", type=parse_since, help="only entries since then: 30m, 2h, 7d, or an ISO date/time")

@@ -13,7 +13,7 @@ from mcp import Client
 from mcp.client.stdio import StdioServerParameters
 
 from connectors import load_connector_modules
-from tests.servers import clean_env, server_process
+from tests.servers import clean_env, free_port, server_process
 
 pytestmark = pytest.mark.anyio
 
@@ -137,3 +137,25 @@ async def test_a_bug_answers_with_a_problem_document_not_a_stack_trace(monkeypat
     assert response.status_code == 500
     assert response.headers["content-type"] == "application/problem+json"
     assert "secret internals" not in response.text and "Traceback" not in response.text
+
+
+async def test_the_demo_sandbox_is_a_child_process_that_stops_with_the_server_even_on_sigkill(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    sandbox = f"http://127.0.0.1:{free_port()}"
+    args = ["serve", "--demo", "--transport", "http", "--sandbox-port", sandbox.rsplit(":", 1)[1]]
+    with server_process(args, server_env(tmp_path), tmp_path / "server.log") as (process, base):
+        async with httpx2.AsyncClient() as http:
+            assert (await http.get(f"{base}/api/v4/mcp/linear/projects")).status_code == 200
+            assert (await http.get(f"{sandbox}/_sandbox/calls")).json()["linear"] >= 1  # the server read it
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the child sees its standard input close and stops
+        try:
+            httpx2.get(f"{sandbox}/_sandbox/calls", timeout=1)
+        except httpx2.TransportError:
+            return
+        time.sleep(0.1)
+    pytest.fail("the demo sandbox outlived its server")

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import re
 import socket
+import subprocess
+import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from types import ModuleType
@@ -185,3 +188,34 @@ async def running_sandbox(host: str = "127.0.0.1", port: int = 0, state: Sandbox
                 server.should_exit = True
     finally:
         sock.close()
+
+
+@contextlib.asynccontextmanager
+async def sandbox_process(host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """`sophia-mcp sandbox` in a child process; yields its base URL. `serve --demo` runs it so, not in
+    its own event loop: the server's process then holds what a production one holds (the sandbox's
+    GraphQL schemas alone are ~450k objects) and does only its work (about 0.05 more of the bare SDK's
+    tool-call throughput, bench/README.md). The child stops when this block ends, or when this
+    process dies: it runs until its standard input closes."""
+    argv = [sys.executable, "-m", "sophia_mcp", "sandbox", "--host", host, "--port", str(port), "--until-stdin-closes"]
+    process = await anyio.open_process(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None)
+    try:
+        assert process.stdout is not None and process.stdin is not None
+        first = b""
+        with anyio.move_on_after(60):
+            async for chunk in process.stdout:
+                first += chunk
+                if b"\n" in first:
+                    break
+        started = re.match(rb"sophia-mcp sandbox at (\S+)", first)
+        if started is None:
+            raise RuntimeError(f"the demo sandbox did not start on {host}:{port} (see its error above)")
+        yield started.group(1).decode()
+    finally:
+        if process.stdin is not None:
+            await process.stdin.aclose()  # the child's signal to stop
+        with anyio.move_on_after(10):
+            await process.wait()
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
