@@ -1,6 +1,7 @@
 """The ASGI application: streamable HTTP MCP at `/mcp`, the REST shim at `/api/v4`, and the
 operational endpoints `/health`, `/ready`, `/metrics`, behind one pure-ASGI `Gate` (metrics,
-Host/Origin checks, API keys), which hands `/mcp` straight to its endpoint and the rest to Starlette."""
+Host/Origin checks, API keys), which hands `/mcp` and the projects pages straight to their endpoints
+and the rest to Starlette."""
 
 from __future__ import annotations
 

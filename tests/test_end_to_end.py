@@ -7,6 +7,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx2
 import pytest
 from mcp import Client
@@ -113,6 +114,15 @@ async def test_malformed_json_rpc_gets_an_error_and_the_server_keeps_serving(htt
         message = wrong_type["result"]["content"][0]["text"]
         assert "limit" in message and "errors.pydantic.dev" not in message
 
+        from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
+
+        async def chunks():  # type: ignore[no-untyped-def]  # streamed: no content-length to refuse early
+            for _ in range(DEFAULT_MAX_REQUEST_BODY_SIZE // 65536 + 2):
+                yield b" " * 65536
+
+        too_large = await http.post("/mcp", content=chunks())
+        assert too_large.status_code == 413
+
     async with Client(f"{http_server}/mcp") as client:
         assert not (await client.call_tool("platform_status", {})).is_error
 
@@ -152,10 +162,11 @@ async def test_the_demo_sandbox_is_a_child_process_that_stops_with_the_server_ev
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=10)
     deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:  # the child sees its standard input close and stops
-        try:
-            httpx2.get(f"{sandbox}/_sandbox/calls", timeout=1)
-        except httpx2.TransportError:
-            return
-        time.sleep(0.1)
+    async with httpx2.AsyncClient() as http:
+        while time.monotonic() < deadline:  # the child sees its standard input close and stops
+            try:
+                await http.get(f"{sandbox}/_sandbox/calls", timeout=1)
+            except httpx2.TransportError:
+                return
+            await anyio.sleep(0.1)
     pytest.fail("the demo sandbox outlived its server")
