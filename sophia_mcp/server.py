@@ -169,7 +169,6 @@ class ReusedResult(CallToolResult):
         return dict(self._wire)
 
 
-
 def tool_from_spec(spec: ToolSpec, service: Service) -> Tool:
     # the service returns the same output object while nothing changed (`sophia_mcp.memo`): so does this
     results: IdentityMemo[ReusedResult] = IdentityMemo(max_keys=1)
