@@ -76,9 +76,12 @@ async def serve(args: argparse.Namespace) -> None:
     async with contextlib.AsyncExitStack() as stack:
         overrides: dict[str, Any] = {}
         if args.demo:
-            from sophia_mcp.sandbox import demo_settings, sandbox_process
+            from sophia_mcp.sandbox import SandboxNotStarted, demo_settings, sandbox_process
 
-            base_url = await stack.enter_async_context(sandbox_process(port=args.sandbox_port))
+            try:
+                base_url = await stack.enter_async_context(sandbox_process(port=args.sandbox_port))
+            except SandboxNotStarted as exc:
+                raise UsageError(f"{exc}: pick another --sandbox-port, or leave it out for a free one") from None
             overrides = demo_settings(base_url)
             log.info("demo mode: sandbox of all platforms at %s", base_url)
         settings = settings_or_exit(**overrides)
@@ -130,7 +133,11 @@ async def serve(args: argparse.Namespace) -> None:
 async def sandbox(args: argparse.Namespace) -> None:
     from sophia_mcp.sandbox import demo_settings, running_sandbox
 
-    async with running_sandbox(host=args.host, port=args.port) as (base_url, _):
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            base_url, _ = await stack.enter_async_context(running_sandbox(host=args.host, port=args.port))
+        except OSError as exc:
+            raise UsageError(f"cannot serve the sandbox on {args.host}:{args.port} ({exc.strerror}): pick another --port") from None
         print(f"sophia-mcp sandbox at {base_url} (Ctrl-C to stop)", flush=True)
         print("Point sophia-mcp (or a platform's official client) at it with these settings:")
         for name, value in demo_settings(base_url).items():

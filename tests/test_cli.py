@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx2
 
@@ -54,3 +56,21 @@ def test_sandbox_prints_working_base_urls_and_demo_credentials_for_every_platfor
         process.wait(timeout=30)
         if process.stdout:
             process.stdout.close()
+
+
+def test_a_sandbox_port_in_use_is_a_usage_error_not_a_traceback(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        alone = run_cli("sandbox", "--port", port)
+        env = {**os.environ, "SOPHIA_STORE_URL": f"sqlite:///{tmp_path / 'store.sqlite3'}"}
+        demo = subprocess.run(
+            [sys.executable, "-m", "sophia_mcp", "serve", "--demo", "--transport", "http", "--port", "0",
+             "--sandbox-port", port],
+            capture_output=True, text=True, timeout=60, check=False, env=env,
+        )
+    assert alone.returncode == 2 and "pick another --port" in alone.stderr and "Traceback" not in alone.stderr
+    assert demo.returncode == 2 and "pick another --sandbox-port" in demo.stderr and "Traceback" not in demo.stderr

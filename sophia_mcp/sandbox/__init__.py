@@ -190,6 +190,10 @@ async def running_sandbox(host: str = "127.0.0.1", port: int = 0, state: Sandbox
         sock.close()
 
 
+class SandboxNotStarted(RuntimeError):
+    pass
+
+
 @contextlib.asynccontextmanager
 async def sandbox_process(host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
     """`sophia-mcp sandbox` in a child process; yields its base URL. `serve --demo` runs it so, not in
@@ -209,7 +213,7 @@ async def sandbox_process(host: str = "127.0.0.1", port: int = 0) -> AsyncIterat
                     break
         started = re.match(rb"sophia-mcp sandbox at (\S+)", first)
         if started is None:
-            raise RuntimeError(f"the demo sandbox did not start on {host}:{port} (see its error above)")
+            raise SandboxNotStarted(f"the demo sandbox did not start on {host}:{port} (its error is above)")
         yield started.group(1).decode()
     finally:
         if process.stdin is not None:
