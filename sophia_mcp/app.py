@@ -13,7 +13,6 @@ import logging
 import re
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 from mcp.server.mcpserver import MCPServer
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -93,7 +92,6 @@ class Gate:
     ) -> None:
         self.app, self.mcp, self.projects = app, mcp, projects
         self.rules = rules
-        self.timers: dict[tuple[str, str, int], Any] = {}  # (method, route, status) -> its histogram child
         self.keys = {k.get_secret_value().encode(): _key_id(k.get_secret_value()) for k in settings.api_keys}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -119,11 +117,9 @@ class Gate:
                 await (endpoint or self.app)(scope, receive, send_with_status)
         finally:
             route = route or getattr(scope.get("route"), "path", None) or "unmatched"
-            labels = (scope["method"], route, status)
-            timer = self.timers.get(labels)
-            if timer is None:
-                timer = self.timers[labels] = metrics.HTTP_REQUEST_DURATION.labels(*labels[:2], str(status))
-            timer.observe(time.perf_counter() - started)
+            metrics.child(metrics.HTTP_REQUEST_DURATION, scope["method"], route, str(status)).observe(
+                time.perf_counter() - started
+            )
 
     def _direct(self, scope: Scope) -> tuple[ASGIApp | None, str | None]:
         """The endpoint (and route template) that serves this request without the router, if any."""

@@ -135,9 +135,7 @@ def routes(service: Service, specs: list[ToolSpec], projects: ProjectsEndpoint) 
         async def call() -> StatusOutput:
             return await service.platform_status(PlatformStatusInput())
 
-        result = await service.observe(
-            "rest:platforms", {}, call, transport="rest"
-        )
+        result = await service.observe("rest:platforms", {}, call, transport="rest")
         assert isinstance(result, StatusOutput)
         return JSONBytes(result.model_dump_json())
 

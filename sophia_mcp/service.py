@@ -164,7 +164,6 @@ class Service:
         self._merged: IdentityMemo[ProjectsOutput] = IdentityMemo()
         self._warm_lists: dict[Hashable, WarmList] = {}
         self._fitted: IdentityMemo[ToolOutput] = IdentityMemo()
-        self._call_metrics: dict[tuple[str, str], tuple[Any, Any]] = {}  # (tool, outcome) -> its two children
         for module in load_connector_modules():
             cls: type[Connector] = module.CONNECTOR
             self.connectors[cls.platform] = cls(settings, (transports or {}).get(cls.platform))
@@ -240,11 +239,8 @@ class Service:
             raise
         finally:
             elapsed = time.perf_counter() - started
-            calls, durations = self._call_metrics.get((name, outcome)) or self._call_metrics.setdefault(
-                (name, outcome), (metrics.TOOL_CALLS.labels(name, outcome), metrics.TOOL_CALL_DURATION.labels(name))
-            )
-            calls.inc()
-            durations.observe(elapsed)
+            metrics.child(metrics.TOOL_CALLS, name, outcome).inc()
+            metrics.child(metrics.TOOL_CALL_DURATION, name).observe(elapsed)
             if self.audit is not None:
                 await self.audit(
                     {

@@ -224,7 +224,8 @@ class SQLiteStore(Store):
     def commit_audit(self, entries: Sequence[AuditEntry], done: Callable[[BaseException | None], None]) -> None:
         """Through the audit writer process while it runs (see `audit_writer`; started by the first
         commit, so a store opened only to read starts none), else in this store's thread."""
-        if self._writer is not None and self._writer.commit(audit_params(entries), done):
+        params = audit_params(entries)
+        if self._writer is not None and self._writer.commit(params, done):
             return
         loop = asyncio.get_running_loop()
         if self._writer_start is None and self._conn is not None and self.path != ":memory:":
@@ -243,7 +244,6 @@ class SQLiteStore(Store):
                 error = exc
             loop.call_soon_threadsafe(done, error)
 
-        params = audit_params(entries)
         self._thread.submit(commit)
 
     async def _start_writer(self) -> None:
