@@ -22,6 +22,7 @@ from mcp.server.transport_security import (
 )
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -29,7 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sophia_mcp import metrics, rest
 from sophia_mcp.config import Settings
-from sophia_mcp.errors import PROBLEM_BASE, SophiaError, Unauthenticated
+from sophia_mcp.errors import PROBLEM_BASE, MethodNotAllowed, NotFound, SophiaError, Unauthenticated
 from sophia_mcp.registry import ToolSpec
 from sophia_mcp.service import Service, request_principal
 
@@ -179,6 +180,18 @@ def host_refusal(scope: Scope, status: int, header: str, value: str | None, sett
 NOTIFICATION_MARKERS = (b'"progressToken"', b'"io.modelcontextprotocol/logLevel"')
 
 
+# Stateless, the server has no stream of its own to offer: a 2025 client's GET stream would belong to no
+# session and stay silent (2026-07-28 clients subscribe with `subscriptions/listen`). The transport spec's
+# answer for "no SSE stream at this endpoint" is 405, which clients expect.
+NO_STREAM_ON_GET = JSONResponse(
+    {"jsonrpc": "2.0", "id": None, "error": {"code": -32600, "message": (
+        "Method Not Allowed: this server is stateless and offers no server-to-client stream on GET; "
+        "send each request as a POST to /mcp")}},
+    status_code=405,
+    headers={"Allow": "POST"},
+)
+
+
 class MCPEndpoint:
     """`/mcp`: stateless streamable HTTP, so any replica answers any request. Responses are JSON (an SSE
     response costs more: 15-35% fewer tools/call per second measured here, 1.5-2x in DESIGN.md) unless
@@ -196,6 +209,9 @@ class MCPEndpoint:
         self.json_manager, self.sse_manager, self.max_body_size = json_manager, sse_manager, max_body_size
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["method"] == "GET":  # the SDK would hold a stream open that nothing can ever be sent on
+            await NO_STREAM_ON_GET(scope, receive, send)
+            return
         if scope["method"] != "POST":
             await self.json_manager.handle_request(scope, receive, send)
             return
@@ -229,6 +245,23 @@ class MCPEndpoint:
 
 def _key_id(key: str) -> str:
     return "key:" + hashlib.sha256(key.encode()).hexdigest()[:12]
+
+
+ENDPOINTS = ("/api/v4/mcp/{platform}/projects, /api/v4/mcp/platforms, /api/v4/mcp/tools, /mcp (MCP), "
+             "/health, /ready and /metrics")
+
+
+async def http_problem(request: Request, exc: HTTPException) -> Response:
+    """The router's 404 and 405 as problem documents that say what is served, like every other error."""
+    error: SophiaError
+    if exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        error = MethodNotAllowed(f"{request.method} is not served at {request.url.path}; use {allowed}.")
+    else:
+        error = NotFound(f"nothing is served at {request.url.path}; this server serves {ENDPOINTS}.")
+    response = rest.problem_response(error, request.url.path)
+    response.headers.update(exc.headers or {})
+    return response
 
 
 async def internal_error(request: Request, exc: Exception) -> Response:
@@ -289,7 +322,7 @@ def create_app(
             Route("/metrics", metrics_endpoint, methods=["GET"]),
         ],
         lifespan=lifespan,
-        exception_handlers={Exception: internal_error},
+        exception_handlers={404: http_problem, 405: http_problem, Exception: internal_error},
     )
     mcp = MCPEndpoint(json_manager, sse_manager)
     app.add_middleware(Gate, mcp=mcp, projects=projects, settings=settings, rules=HostRules(settings, host))

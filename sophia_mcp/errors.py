@@ -84,6 +84,12 @@ class NotFound(SophiaError):
     title = "Not found"
 
 
+class MethodNotAllowed(SophiaError):
+    type = "method-not-allowed"
+    status = 405
+    title = "Method not allowed"
+
+
 class RateLimited(SophiaError):
     type = "rate-limited"
     status = 429

@@ -87,7 +87,14 @@ async def test_rest_shim_serves_projects_errors_and_metrics(http_server: str) ->
         assert typo.status_code == 400 and "statsu" in typo.json()["detail"]
         # GET goes from the Gate straight to the page; other methods through the router, as before
         assert (await http.head("/api/v4/mcp/linear/projects")).status_code == 200
-        assert (await http.post("/api/v4/mcp/linear/projects")).status_code == 405
+        wrong_method = await http.post("/api/v4/mcp/linear/projects")
+        assert wrong_method.status_code == 405 and set(wrong_method.headers["allow"].split(", ")) == {"GET", "HEAD"}
+        assert wrong_method.headers["content-type"] == "application/problem+json"
+        assert "GET" in wrong_method.json()["detail"]
+        for path in ("/api/v4/mcp/linear/nothing", "/api/v4/nothing", "/nothing"):
+            unknown = await http.get(path)
+            assert unknown.status_code == 404 and unknown.headers["content-type"] == "application/problem+json"
+            assert "/api/v4/mcp/{platform}/projects" in unknown.json()["detail"], path
         assert (await http.get("/api/v4/mcp/linear/projects/")).status_code == 307  # the router redirects
 
         metrics = (await http.get("/metrics")).text
@@ -96,6 +103,14 @@ async def test_rest_shim_serves_projects_errors_and_metrics(http_server: str) ->
 
         assert (await http.get("/health")).json() == {"status": "ok"}
         assert (await http.get("/ready")).status_code == 200
+
+
+@pytest.mark.parametrize("version", [None, "2025-11-25", "2025-06-18", "2026-07-28"])
+async def test_get_on_mcp_is_refused_at_once_as_a_stateless_server_has_no_stream_to_offer(http_server: str, version: str | None) -> None:
+    headers = {"accept": "text/event-stream"} | ({"mcp-protocol-version": version} if version else {})
+    async with httpx2.AsyncClient(base_url=http_server, timeout=10) as http:
+        response = await http.get("/mcp", headers=headers)  # the SDK alone holds this open with nothing to send
+        assert response.status_code == 405 and response.headers["allow"] == "POST"
 
 
 async def test_malformed_json_rpc_gets_an_error_and_the_server_keeps_serving(http_server: str) -> None:
