@@ -236,3 +236,35 @@ async def test_two_caches_on_postgres_share_one_upstream_call_for_concurrent_col
             await store.aclose()
     assert calls == 1
     assert sources.count("live") == 25 and sources.count("cache") == 25
+
+
+@pytest.mark.postgres
+async def test_the_postgres_store_recovers_when_the_database_drops_every_connection(postgres_url: str) -> None:
+    """A failover or restart ends every connection at once, one of them in the middle of a call: that
+    call and the ones after it are answered (on new connections), and nothing written before is lost."""
+    store = PostgresStore(postgres_url, min_size=3, max_size=4)
+    await store.open()
+    dsn, schema = split_schema(postgres_url)
+    other, admin = [await asyncpg.connect(dsn, server_settings={"search_path": schema}) for _ in range(2)]
+    try:
+        await store.append_audit([entry("before", datetime.now(UTC))])
+        # another replica's uncommitted lease row holds the store's next call waiting on its lock
+        blocking = other.transaction()
+        await blocking.start()
+        await other.execute("INSERT INTO leases VALUES ('k', 'other', now() - interval '1 hour')")
+        in_flight = asyncio.create_task(store.try_lease("k", "me", 30))
+        ours = "FROM pg_stat_activity WHERE application_name = 'sophia-mcp'"
+        with anyio.fail_after(10):
+            while not await admin.fetchval(f"SELECT count(*) {ours} AND wait_event_type = 'Lock'"):
+                await asyncio.sleep(0.01)
+        assert await admin.fetchval(f"SELECT count(pg_terminate_backend(pid)) {ours}") == 3
+        await blocking.rollback()
+        assert await in_flight is True
+        for attempt in range(3):
+            await store.append_audit([entry(f"after-{attempt}", datetime.now(UTC))])
+        tools = [e.tool for e in await store.read_audit()]
+        assert tools == ["before", "after-0", "after-1", "after-2"]
+    finally:
+        await other.close()
+        await admin.close()
+        await store.aclose()

@@ -6,6 +6,11 @@ default `public`; it is created when missing). Migrations run in one transaction
 advisory lock derived from the schema name, so replicas starting together apply each one exactly
 once; the others wait for it and find nothing left to do. Lease times come from the database clock,
 so replicas with skewed clocks still agree on who holds a lease.
+
+When the server drops our connections (a failover, a restart), every connection in the pool is dead
+at once: the first call to notice replaces them all and tries once more on a new one, so a failover
+costs callers a reconnect, not a burst of errors. An audit batch whose commit was cut off may then be
+written twice: an entry twice rather than none.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ import contextlib
 import hashlib
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]
@@ -54,6 +59,21 @@ MIGRATIONS: list[list[str]] = [
     ],
 ]
 
+T = TypeVar("T")
+
+#: what the driver raises; `failures()` turns each into `StoreError`
+DRIVER_ERRORS = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError, asyncpg.InternalClientError)
+#: the connection is gone (dropped by the server, or broken before our statement was sent): retry on a new one
+CONNECTION_LOST = (
+    ConnectionError,
+    asyncpg.PostgresConnectionError,  # including ConnectionDoesNotExistError
+    asyncpg.InterfaceError,
+    asyncpg.InternalClientError,  # "another operation is in progress": the server's goodbye is half-read
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.CannotConnectNowError,
+)
+
 SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
@@ -87,7 +107,7 @@ class PostgresStore(Store):
         """Turn the driver's errors into `StoreError`, the one kind callers handle."""
         try:
             yield
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DRIVER_ERRORS as exc:
             raise StoreError(f"the PostgreSQL store {self.display} failed: {exc}") from exc
 
     @property
@@ -107,7 +127,7 @@ class PostgresStore(Store):
                 server_settings={"search_path": self.schema, "application_name": "sophia-mcp"},
                 timeout=10,
             )
-        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DRIVER_ERRORS as exc:
             raise StoreError(f"cannot connect to the PostgreSQL store {self.display}: {exc}") from exc
         try:
             with self.failures():
@@ -142,21 +162,26 @@ class PostgresStore(Store):
         if pool is not None:
             await pool.close()
 
-    async def _execute(self, sql: str, *args: Any) -> str:
+    async def _run(self, call: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
         with self.failures():
-            return str(await self.pool.execute(sql, *args))
+            pool = self.pool
+            try:
+                return await call(pool)
+            except CONNECTION_LOST:
+                await pool.expire_connections()  # the rest of the pool went with it: new connections for all
+                return await call(pool)
+
+    async def _execute(self, sql: str, *args: Any) -> str:
+        return str(await self._run(lambda pool: pool.execute(sql, *args)))
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
-        with self.failures():
-            return list(await self.pool.fetch(sql, *args))
+        return list(await self._run(lambda pool: pool.fetch(sql, *args)))
 
     async def _fetchrow(self, sql: str, *args: Any) -> Any:
-        with self.failures():
-            return await self.pool.fetchrow(sql, *args)
+        return await self._run(lambda pool: pool.fetchrow(sql, *args))
 
     async def _fetchval(self, sql: str, *args: Any) -> Any:
-        with self.failures():
-            return await self.pool.fetchval(sql, *args)
+        return await self._run(lambda pool: pool.fetchval(sql, *args))
 
     async def ping(self) -> None:
         await self._fetchval("SELECT 1")
