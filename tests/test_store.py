@@ -13,6 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import anyio
 import asyncpg  # type: ignore[import-untyped]
@@ -268,3 +269,69 @@ async def test_the_postgres_store_recovers_when_the_database_drops_every_connect
         await other.close()
         await admin.close()
         await store.aclose()
+
+
+class FreezingProxy:
+    """A TCP proxy to PostgreSQL whose connections can be frozen: bytes stop flowing both ways, nothing is
+    closed, as when a failed-over primary's address is simply gone. New connections flow again."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.frozen: list[asyncio.Event] = []
+        self.tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.server.close()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+
+    def freeze(self) -> None:
+        for frozen in self.frozen:
+            frozen.set()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.tasks.add(asyncio.current_task())  # type: ignore[arg-type]
+        up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        frozen = asyncio.Event()
+        self.frozen.append(frozen)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                if not frozen.is_set():
+                    sink.write(data)
+                    await sink.drain()
+
+        try:
+            await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        finally:
+            writer.close()
+            up_writer.close()
+
+
+@pytest.mark.postgres
+async def test_a_database_that_vanished_without_closing_connections_costs_one_bounded_failure(postgres_url: str) -> None:
+    """Without a statement timeout, a connection whose server is gone waits for TCP to give up (many
+    minutes), and every audited call with it; with one, that call fails in bounded time and the next
+    ones run on new connections."""
+    target = urlsplit(split_schema(postgres_url)[0])
+    proxy = FreezingProxy((target.hostname or "127.0.0.1", target.port or 5432))
+    async with proxy as port:
+        user = f"{target.username}@" if target.username else ""
+        store = PostgresStore(postgres_url.replace(target.netloc, f"{user}127.0.0.1:{port}"), min_size=2, command_timeout=1)
+        await store.open()
+        try:
+            await store.append_audit([entry("before", datetime.now(UTC))])
+            proxy.freeze()
+            with anyio.fail_after(8), pytest.raises(StoreError, match="no answer within 1 s"):
+                await store.append_audit([entry("unanswered", datetime.now(UTC))])
+            with anyio.fail_after(8):
+                await store.append_audit([entry("after", datetime.now(UTC))])
+                assert [e.tool for e in await store.read_audit()][-1] == "after"
+        finally:
+            with anyio.fail_after(8):
+                await store.aclose()

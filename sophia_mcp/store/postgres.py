@@ -10,11 +10,14 @@ so replicas with skewed clocks still agree on who holds a lease.
 When the server drops our connections (a failover, a restart), every connection in the pool is dead
 at once: the first call to notice replaces them all and tries once more on a new one, so a failover
 costs callers a reconnect, not a burst of errors. An audit batch whose commit was cut off may then be
-written twice: an entry twice rather than none.
+written twice: an entry twice rather than none. A server that vanished without closing its connections
+(a failed-over primary's address gone) would leave calls waiting for TCP to give up, many minutes: every
+statement has `command_timeout` (10 s), after which the pool's connections are replaced.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -96,10 +99,11 @@ def lock_id(schema: str) -> int:
 class PostgresStore(Store):
     shared = True
 
-    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10) -> None:
+    def __init__(self, url: str, *, min_size: int = 1, max_size: int = 10, command_timeout: float = 10.0) -> None:
         self.dsn, self.schema = split_schema(url)
         self.display = redacted_url(url)
         self.min_size, self.max_size = min_size, max_size
+        self.command_timeout = command_timeout
         self._pool: asyncpg.Pool | None = None
 
     @contextlib.contextmanager
@@ -108,7 +112,8 @@ class PostgresStore(Store):
         try:
             yield
         except DRIVER_ERRORS as exc:
-            raise StoreError(f"the PostgreSQL store {self.display} failed: {exc}") from exc
+            detail = f"no answer within {self.command_timeout:g} s" if isinstance(exc, TimeoutError) else exc
+            raise StoreError(f"the PostgreSQL store {self.display} failed: {detail}") from exc
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -126,6 +131,7 @@ class PostgresStore(Store):
                 max_size=self.max_size,
                 server_settings={"search_path": self.schema, "application_name": "sophia-mcp"},
                 timeout=10,
+                command_timeout=self.command_timeout,
             )
         except DRIVER_ERRORS as exc:
             raise StoreError(f"cannot connect to the PostgreSQL store {self.display}: {exc}") from exc
@@ -160,7 +166,10 @@ class PostgresStore(Store):
     async def aclose(self) -> None:
         pool, self._pool = self._pool, None
         if pool is not None:
-            await pool.close()
+            try:  # a connection to a server that is gone never acknowledges a graceful close
+                await asyncio.wait_for(pool.close(), timeout=self.command_timeout)
+            except TimeoutError:
+                pass  # cancelled, `close` terminated the pool instead
 
     async def _run(self, call: Callable[[asyncpg.Pool], Awaitable[T]]) -> T:
         with self.failures():
@@ -170,6 +179,9 @@ class PostgresStore(Store):
             except CONNECTION_LOST:
                 await pool.expire_connections()  # the rest of the pool went with it: new connections for all
                 return await call(pool)
+            except TimeoutError:
+                await pool.expire_connections()  # maybe a connection to a server that is gone: replace them
+                raise
 
     async def _execute(self, sql: str, *args: Any) -> str:
         return str(await self._run(lambda pool: pool.execute(sql, *args)))
