@@ -2,19 +2,22 @@
 
 Pagination is Relay (`first`/`after`, `pageInfo.endCursor`). Errors arrive as GraphQL `errors` with
 `extensions.code` (AUTHENTICATION_ERROR, FORBIDDEN, RATELIMITED, ...), often with HTTP 400.
-Rate limit: 5,000 requests an hour per API key (leaky bucket), with `X-RateLimit-Requests-Reset`;
-`searchIssues` has its own limit of 30 requests a minute (its schema description says so).
+Rate limits: 5,000 requests an hour per API key (leaky bucket), a complexity budget, and per-endpoint
+limits (`searchIssues`: 30 requests a minute, its schema description says so); each has its own
+`X-RateLimit-{Requests,Complexity,Endpoint-Requests}-Reset` header (epoch milliseconds).
 """
 
 from __future__ import annotations
 
+import re
 import time
+from collections import Counter
 from typing import Annotated, Any, Literal
 
 import httpx2
 from pydantic import Field
 
-from connectors.base import Connector, RateSpec, TokenBucket, decode_cursor, encode_cursor
+from connectors.base import Connector, PageGuard, RateSpec, TokenBucket, decode_cursor, encode_cursor
 from sophia_mcp.config import Settings
 from sophia_mcp.errors import (
     BadInput,
@@ -57,10 +60,21 @@ query Projects($first: Int!, $after: String, $filter: ProjectFilter) {{
   }}
 }}"""
 
+ISSUE_STATES_PAGE = 250  # Linear's largest page
+ISSUE_STATES_PAGES_MAX = 4  # a project's issue counts cover at most its first 1,000 issues
+ISSUE_STATES = "nodes { state { type } } pageInfo { hasNextPage endCursor }"
+
 PROJECT_QUERY = f"""
 query Project($id: String!) {{
   project(id: $id) {{{PROJECT_FIELDS}
-    issues(first: 100) {{ nodes {{ state {{ type }} }} }}
+    issues(first: {ISSUE_STATES_PAGE}) {{ {ISSUE_STATES} }}
+  }}
+}}"""
+
+PROJECT_ISSUES_QUERY = f"""
+query ProjectIssues($id: String!, $after: String) {{
+  project(id: $id) {{
+    issues(first: {ISSUE_STATES_PAGE}, after: $after) {{ {ISSUE_STATES} }}
   }}
 }}"""
 
@@ -109,7 +123,19 @@ query SearchIssues($term: String!, $first: Int!, $after: String) {{
 VIEWER_QUERY = "query Viewer { viewer { id name email } }"
 
 #: every document this connector sends, for the contract tests
-QUERIES = (PROJECTS_QUERY, PROJECT_QUERY, ISSUES_QUERY, ISSUE_QUERY, TEAMS_QUERY, SEARCH_ISSUES_QUERY, VIEWER_QUERY)
+QUERIES = (
+    PROJECTS_QUERY,
+    PROJECT_QUERY,
+    PROJECT_ISSUES_QUERY,
+    ISSUES_QUERY,
+    ISSUE_QUERY,
+    TEAMS_QUERY,
+    SEARCH_ISSUES_QUERY,
+    VIEWER_QUERY,
+)
+#: `X-RateLimit-Requests-Reset`, `-Complexity-Reset`, `-Endpoint-Requests-Reset`, ...
+RATE_LIMIT_RESET = re.compile(r"x-ratelimit-[a-z-]+-reset")
+RATE_LIMIT_WAIT = 60.0  # when Linear names no reset time
 
 
 class LinearConnector(Connector):
@@ -148,9 +174,10 @@ class LinearConnector(Connector):
         code = (first.get("extensions") or {}).get("code", "")
         message = first.get("message", "unknown error")
         if code == "RATELIMITED" or response.status_code == 429:
-            reset_ms = response.headers.get("x-ratelimit-requests-reset")
-            retry_after = max(0.0, int(reset_ms) / 1000 - time.time()) if reset_ms and reset_ms.isdigit() else None
-            return RateLimited("Linear rate limit reached; try again later.", platform=PLATFORM, retry_after=retry_after)
+            wait = rate_limit_wait(response)
+            return RateLimited(
+                f"Linear rate limit reached; try again in {wait:.0f} s.", platform=PLATFORM, retry_after=wait
+            )
         if code == "AUTHENTICATION_ERROR" or response.status_code == 401:
             return UpstreamUnauthorized(
                 f"Linear rejected the API key ({message}). Check SOPHIA_LINEAR_API_KEY.", platform=PLATFORM
@@ -204,6 +231,13 @@ class LinearConnector(Connector):
     async def check(self) -> str:
         viewer = (await self.query(VIEWER_QUERY, {}))["viewer"]
         return f"authenticated as {viewer['name']}"
+
+
+def rate_limit_wait(response: httpx2.Response) -> float:
+    """Seconds until the latest `X-RateLimit-*-Reset`: requests, complexity or an endpoint's budget,
+    whichever ran out, resets last. At least a second, as Linear said stop."""
+    resets = [int(v) for k, v in response.headers.items() if RATE_LIMIT_RESET.fullmatch(k.lower()) and v.isdigit()]
+    return max(1.0, max(resets) / 1000 - time.time()) if resets else RATE_LIMIT_WAIT
 
 
 def to_project(node: dict[str, Any]) -> Project:
@@ -320,10 +354,23 @@ class ProjectDetail(ToolOutput):
 
 async def get_project(linear: LinearConnector, args: GetProjectInput) -> ProjectDetail:
     node = (await linear.query(PROJECT_QUERY, {"id": args.id}))["project"]
-    counts: dict[str, int] = {}
-    for issue in node["issues"]["nodes"]:
-        counts[issue["state"]["type"]] = counts.get(issue["state"]["type"], 0) + 1
-    return ProjectDetail(project=to_project(node), issues_by_state=counts)
+    issues = node["issues"]
+    states = [i["state"]["type"] for i in issues["nodes"]]
+    guard = PageGuard(PLATFORM)
+    for _ in range(ISSUE_STATES_PAGES_MAX - 1):
+        info = issues.get("pageInfo") or {}
+        if not (info.get("hasNextPage") and guard.next(info.get("endCursor"))):
+            break
+        page = await linear.query(PROJECT_ISSUES_QUERY, {"id": args.id, "after": info["endCursor"]})
+        issues = page["project"]["issues"]
+        states.extend(i["state"]["type"] for i in issues["nodes"])
+    cut = bool((issues.get("pageInfo") or {}).get("hasNextPage"))
+    return ProjectDetail(
+        project=to_project(node),
+        issues_by_state=dict(Counter(states)),
+        truncated=cut,
+        note=f"Counted the first {len(states):,} issues only." if cut else None,
+    )
 
 
 class LinearTeam(Model):

@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 import graphql
+import httpx2
 import pytest
 from inline_snapshot import snapshot
 from mcp import Client
 
 from connectors import linear
+from sophia_mcp.config import Settings
 from sophia_mcp.errors import BadInput, NotFound, RateLimited, UpstreamUnauthorized, UpstreamUnavailable
 from sophia_mcp.sandbox import Fault
-from sophia_mcp.sandbox.linear import API_KEY
+from sophia_mcp.sandbox.graphql import connection_field
+from sophia_mcp.sandbox.linear import API_KEY, dataset
 from tests.conftest import Sandbox
 
 pytestmark = pytest.mark.anyio
@@ -119,6 +123,55 @@ async def test_rate_limit_reads_linears_reset_header(sandbox: Sandbox) -> None:
     assert caught.value.retry_after is not None and 25 < caught.value.retry_after <= 30
 
 
+@pytest.mark.parametrize(
+    ("resets", "low", "high"),
+    [
+        # the request budget is fine; complexity (or one endpoint's budget) ran out
+        ({"Requests": -5, "Complexity": 40, "Endpoint-Requests": 20}, 35, 40),
+        ({"Endpoint-Requests": 25}, 20, 25),
+        ({}, 60, 60),  # no reset header: wait a minute rather than retry at once
+    ],
+    ids=["complexity", "endpoint", "no-header"],
+)
+async def test_a_rate_limit_waits_for_the_latest_of_linears_reset_headers(
+    resets: dict[str, int], low: float, high: float
+) -> None:
+    sent: list[httpx2.Request] = []
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request)
+        now_ms = int(time.time() * 1000)
+        headers = {f"X-RateLimit-{name}-Reset": str(now_ms + s * 1000) for name, s in resets.items()}
+        body = {"errors": [{"message": "Rate limit exceeded", "extensions": {"code": "RATELIMITED"}}]}
+        return httpx2.Response(400, json=body, headers=headers)
+
+    settings = Settings(_env_file=None, linear_api_key="lin_api_x", http_max_retries=3)  # type: ignore[call-arg]
+    connector = linear.LinearConnector(settings, httpx2.MockTransport(handler))
+    with pytest.raises(RateLimited) as caught:
+        await connector.list_projects(None, 5, None)
+    assert caught.value.retry_after is not None and low <= caught.value.retry_after <= high
+    assert len(sent) == 1  # too long to wait out here: reported, not retried
+    await connector.aclose()
+
+
+@pytest.mark.parametrize(("count", "counted", "truncated"), [(600, 600, False), (1100, 1000, True)])
+async def test_project_issue_counts_page_past_the_first_hundred(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, count: int, counted: int, truncated: bool
+) -> None:
+    project = dataset()["projects"][0]
+    kinds = ("backlog", "unstarted", "started", "completed")
+    issues = [{"id": f"issue-{n}", "state": {"type": kinds[n % 4]}} for n in range(count)]
+    monkeypatch.setitem(project, "issues", connection_field(lambda: issues))
+    detail = await linear.get_project(
+        sandbox.service().connector("linear"),  # type: ignore[arg-type]
+        linear.GetProjectInput(id=project["id"]),
+    )
+    assert sum(detail.issues_by_state.values()) == counted
+    assert detail.issues_by_state["backlog"] == counted // 4
+    assert detail.truncated is truncated
+    assert (detail.note is not None and f"first {counted:,}" in detail.note) is truncated
+
+
 async def test_issue_search_keeps_to_its_own_limit_of_thirty_a_minute(sandbox: Sandbox) -> None:
     connector = sandbox.service().connector("linear")
     assert isinstance(connector, linear.LinearConnector)
@@ -153,4 +206,3 @@ async def test_a_cursor_from_another_platform_is_refused(sandbox: Sandbox) -> No
 def test_packaged_schema_is_the_published_one(specs_dir: Path) -> None:
     packaged = Path(linear.__file__).parents[1] / "sophia_mcp" / "sandbox" / "schemas" / "linear.graphql"
     assert packaged.read_bytes() == (specs_dir / "linear" / "linear.schema.graphql").read_bytes()
-
