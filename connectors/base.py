@@ -268,7 +268,7 @@ class Connector:
         params = {k: v for k, v in (params or {}).items() if v is not None}
         for attempt in range(attempts):
             self.breaker.check()
-            await self.bucket.take(self.title, self.platform)
+            await self.throttle(method, path)
             started = time.perf_counter()
             try:
                 response = await self.client.request(
@@ -316,6 +316,10 @@ class Connector:
             if delay:
                 await anyio.sleep(delay)
         raise AssertionError("unreachable")
+
+    async def throttle(self, method: str, path: str) -> None:
+        """Wait for the tokens one attempt spends; a platform with per-endpoint limits adds its own."""
+        await self.bucket.take(self.title, self.platform)
 
     def backoff_delay(self, attempt: int, error: SophiaError) -> float | None:
         """Full-jitter exponential backoff; a Retry-After wins, unless it is too long to wait out."""

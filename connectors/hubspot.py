@@ -1,4 +1,4 @@
-"""HubSpot: CRM v3 at `https://api.hubapi.com`, `Authorization: Bearer <private app or OAuth token>`.
+"""HubSpot: CRM v3 at `https://api.hubapi.com`, `Authorization: Bearer <private app access token>`.
 
 Deals are the "projects": a deal's `pipeline` and `dealstage` hold ids, turned into labels through
 `GET /crm/v3/pipelines/deals`; a stage's metadata (`isClosed`, `probability`) gives the normalised
@@ -165,11 +165,10 @@ class HubSpotConnector(Connector):
         assert self.settings.hubspot_token is not None
         return {"Authorization": f"Bearer {self.settings.hubspot_token.get_secret_value()}"}
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx2.Response:
-        if method == "POST" and path.endswith("/search"):
-            self.require_configured()
+    async def throttle(self, method: str, path: str) -> None:
+        if method == "POST" and path.endswith("/search"):  # every attempt, retries too
             await self.search_bucket.take("HubSpot searches", PLATFORM)
-        return await super().request(method, path, **kwargs)
+        await super().throttle(method, path)
 
     def classify(self, response: httpx2.Response) -> SophiaError | None:
         status = response.status_code
@@ -184,7 +183,7 @@ class HubSpotConnector(Connector):
         if status == 401:
             return UpstreamUnauthorized(
                 f"HubSpot rejected the token ({message}). Check SOPHIA_HUBSPOT_TOKEN: it must be a private app "
-                "access token (pat-...) or an OAuth access token.",
+                "access token (pat-...); OAuth access tokens expire within about 30 minutes and are not refreshed.",
                 platform=PLATFORM,
             )
         if status == 403:
@@ -564,10 +563,13 @@ class DealDetail(ToolOutput):
     contacts: list[HubSpotContact]
 
 
-def associated_ids(node: Mapping[str, Any], object_type: str) -> list[str]:
-    results = ((node.get("associations") or {}).get(object_type) or {}).get("results") or []
+def associated_ids(node: Mapping[str, Any], object_type: str) -> tuple[list[str], bool]:
+    """The associated ids of one type, and whether HubSpot has more: an object read returns the first
+    100 association rows per type, with `paging.next` when there are more."""
+    block = (node.get("associations") or {}).get(object_type) or {}
     # HubSpot lists an association once per label (e.g. primary and unlabeled): keep each id once
-    return list(dict.fromkeys(str(r["id"]) for r in results))
+    ids = list(dict.fromkeys(str(r["id"]) for r in block.get("results") or []))
+    return ids, bool((block.get("paging") or {}).get("next")) or len(ids) > BATCH_READ_MAX
 
 
 def contact_name(props: Mapping[str, Any]) -> str | None:
@@ -577,13 +579,15 @@ def contact_name(props: Mapping[str, Any]) -> str | None:
 async def get_deal(hubspot: HubSpotConnector, args: GetDealInput) -> DealDetail:
     properties = [*PROPERTIES["deals"], "description"]
     node = await hubspot.get_object("deals", args.id, properties, ("companies", "contacts"))
-    company_ids, contact_ids = associated_ids(node, "companies"), associated_ids(node, "contacts")
-    found = {
-        "companies": await hubspot.batch_read("companies", company_ids, PROPERTIES["companies"]),
-        "contacts": await hubspot.batch_read("contacts", contact_ids, PROPERTIES["contacts"]),
-    }
+    found: dict[str, list[dict[str, Any]]] = {}
+    cut: list[str] = []
+    associated: tuple[ObjectType, ...] = ("companies", "contacts")
+    for object_type in associated:
+        ids, more = associated_ids(node, object_type)
+        found[object_type] = await hubspot.batch_read(object_type, ids, PROPERTIES[object_type])
+        if more:
+            cut.append(f"the first {len(found[object_type])} associated {object_type}")
     pipelines = await hubspot.pipelines()
-    dropped = max(0, len(company_ids) - BATCH_READ_MAX) + max(0, len(contact_ids) - BATCH_READ_MAX)
     return DealDetail(
         deal=to_deal(node, pipelines, verbose=True),
         companies=[
@@ -607,8 +611,8 @@ async def get_deal(hubspot: HubSpotConnector, args: GetDealInput) -> DealDetail:
             )
             for c in found["contacts"]
         ],
-        truncated=bool(dropped),
-        note=f"{dropped} more associated records are not shown." if dropped else None,
+        truncated=bool(cut),
+        note=f"Showing {' and '.join(cut)} only; the deal in HubSpot lists the rest." if cut else None,
     )
 
 

@@ -15,10 +15,10 @@ from mcp import Client
 from pydantic import SecretStr, ValidationError
 
 from connectors import hubspot
-from connectors.base import encode_cursor
+from connectors.base import TokenBucket, encode_cursor
 from sophia_mcp.errors import BadInput, Forbidden, NotFound, RateLimited, UpstreamUnauthorized, UpstreamUnavailable
 from sophia_mcp.sandbox import Fault, running_sandbox
-from sophia_mcp.sandbox.hubspot import DEALS_ONLY_TOKEN, TOKEN
+from sophia_mcp.sandbox.hubspot import DEALS_ONLY_TOKEN, TOKEN, crm
 from tests.conftest import SANDBOX_URL, Sandbox
 from tests.contract.prose import BOOLEAN, DATE_TIME, INTEGER, STRING, Operation, ProseContract, array, obj
 
@@ -353,8 +353,6 @@ async def test_status_filter_is_a_hubspot_search_on_the_stages_with_that_outcome
 
 
 def hubspot_pipelines() -> list[dict[str, Any]]:
-    from sophia_mcp.sandbox.hubspot import crm
-
     return crm().pipelines
 
 
@@ -376,6 +374,25 @@ async def test_get_deal_brings_its_companies_and_contacts_once_each(mcp_client: 
     assert [(c["name"], c["email"], c["job_title"]) for c in result["contacts"]] == [
         ("Maya Chen", "maya.chen@harborlogistics.example", "Director of Ops")
     ]
+
+
+async def test_get_deal_says_when_hubspot_pages_its_associations(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = crm()
+    deal_id = next(iter(data.objects["deals"]))
+    template = next(iter(data.objects["companies"].values()))
+    extra = {str(90_000_000_000 + n): {**template, "id": str(90_000_000_000 + n)} for n in range(60)}
+    monkeypatch.setitem(data.objects, "companies", {**data.objects["companies"], **extra})
+    # 60 companies, each listed twice (labelled and unlabelled): 120 rows, past HubSpot's 100 a page
+    rows = [(i, label) for i in extra for label in ("deal_to_company", "deal_to_company_unlabeled")]
+    monkeypatch.setitem(
+        data.associations, ("deals", deal_id), {**data.associations[("deals", deal_id)], "companies": rows}
+    )
+    detail = await hubspot.get_deal(connector_of(sandbox), hubspot.GetDealInput(id=deal_id))
+    assert len(detail.companies) == 50 and len(detail.contacts) == 1
+    assert detail.truncated
+    assert detail.note is not None and "companies" in detail.note and "contacts" not in detail.note
 
 
 async def test_search_crm_combines_query_filters_and_sort(mcp_client: Client) -> None:
@@ -488,8 +505,10 @@ async def test_core_search_covers_deals_companies_and_contacts(sandbox: Sandbox)
 
 async def test_a_wrong_token_says_which_setting_to_fix(sandbox: Sandbox) -> None:
     connector = connector_of(sandbox, hubspot_token="pat-na1-wrong")
-    with pytest.raises(UpstreamUnauthorized, match="SOPHIA_HUBSPOT_TOKEN"):
+    with pytest.raises(UpstreamUnauthorized, match="SOPHIA_HUBSPOT_TOKEN") as caught:
         await connector.list_projects(None, 5, None)
+    assert "private app access token" in str(caught.value)
+    assert "or an OAuth" not in str(caught.value)  # OAuth tokens expire in about 30 minutes; nothing refreshes them
 
 
 async def test_a_missing_scope_is_named(sandbox: Sandbox) -> None:
@@ -606,4 +625,24 @@ async def test_a_search_backlog_too_long_to_wait_out_is_reported_and_costs_no_to
         await connector.search_page("deals", properties=["dealname"], limit=1, cursor=None)
     assert caught.value.retry_after is not None and caught.value.retry_after > 10
     assert connector.search_bucket.tokens > -100.5  # the refused search gave its token back
+    await connector.aclose()
+
+
+async def test_every_attempt_of_a_search_waits_for_the_search_limit() -> None:
+    from sophia_mcp.config import Settings
+
+    class CountingBucket(TokenBucket):
+        taken = 0
+
+        async def take(self, budget: str, platform: str) -> None:
+            self.taken += 1
+            await super().take(budget, platform)
+
+    answers = iter([httpx2.Response(502), httpx2.Response(200, json={"total": 0, "results": []})])
+    settings = Settings(_env_file=None, hubspot_token=SecretStr("pat-na1-x"), http_max_retries=1)  # type: ignore[call-arg]
+    connector = hubspot.HubSpotConnector(settings, httpx2.MockTransport(lambda r: next(answers)))
+    connector.search_bucket = CountingBucket(connector.search_rate)
+    page = await connector.search_page("deals", properties=["dealname"], limit=1, cursor=None)
+    assert page.total == 0
+    assert connector.search_bucket.taken == 2  # the retry too, not only the first attempt
     await connector.aclose()

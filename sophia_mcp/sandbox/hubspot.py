@@ -95,6 +95,7 @@ SEARCH_LIMIT_MAX = 200
 SEARCH_RESULTS_MAX = 10_000
 FILTER_GROUPS_MAX = 6
 BATCH_MAX = 100
+ASSOCIATIONS_PAGE_MAX = 100  # association rows per type in an object read; `paging.next` points at the rest
 RATE_LIMIT_MAX = 190
 RATE_LIMIT_INTERVAL = 10.0
 INDUSTRIES = {
@@ -456,13 +457,23 @@ def shaped(object_type: str, obj: Node, properties: Sequence[str] | None, associ
     }
     linked = crm().associations.get((object_type, obj["id"]), {})
     found = {
-        to_type: {"results": [{"id": i, "type": label} for i, label in linked[to_type]]}
+        to_type: associations_page(object_type, obj["id"], to_type, linked[to_type])
         for to_type in (TYPE_NAMES.get(a.strip()) for a in associations)
         if to_type and linked.get(to_type)
     }
     if found:
         node["associations"] = found
     return node
+
+
+def associations_page(object_type: str, object_id_: str, to_type: str, rows: list[tuple[str, str]]) -> Node:
+    """The first page of one type's association rows (one row per id and label), as v3 reads return it."""
+    page: Node = {"results": [{"id": i, "type": label} for i, label in rows[:ASSOCIATIONS_PAGE_MAX]]}
+    if len(rows) > ASSOCIATIONS_PAGE_MAX:
+        after = encode_after(ASSOCIATIONS_PAGE_MAX)
+        link = f"crm/v3/objects/{object_type}/{object_id_}/associations/{to_type}?after={after}"
+        page["paging"] = {"next": {"after": after, "link": link}}
+    return page
 
 
 # -- request parsing ------------------------------------------------------------------------------
