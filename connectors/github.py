@@ -7,8 +7,10 @@ Every request carries `Authorization: Bearer <token>`, `Accept: application/vnd.
 (never its URL: a cursor must not be able to send the token elsewhere). Errors are
 `{"message", "documentation_url"}`. Rate limits: the primary limit (5,000 requests an hour per
 token) answers 403 or 429 with `x-ratelimit-remaining: 0` and `x-ratelimit-reset` (epoch seconds);
-secondary limits answer 403 or 429 with `retry-after`; GraphQL reports `errors[].type` RATE_LIMITED,
-NOT_FOUND, FORBIDDEN, INSUFFICIENT_SCOPES, often with HTTP 200.
+secondary limits answer 403 or 429 with `retry-after`, and a 429 without either means wait a minute;
+search has its own limit of 30 requests a minute. GitHub Enterprise Server with rate limiting off
+answers 404 for `/rate_limit`. GraphQL reports `errors[].type` RATE_LIMITED, NOT_FOUND, FORBIDDEN,
+INSUFFICIENT_SCOPES, often with HTTP 200 and partial data (a null where the error was).
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ import anyio
 import httpx2
 from pydantic import Field
 
-from connectors.base import Connector, RateSpec, decode_cursor, encode_cursor, retry_after_seconds, short_error_text
+from connectors.base import (
+    Connector,
+    RateSpec,
+    TokenBucket,
+    decode_cursor,
+    encode_cursor,
+    retry_after_seconds,
+    short_error_text,
+)
+from sophia_mcp.config import Settings
 from sophia_mcp.errors import (
     BadInput,
     Forbidden,
@@ -64,6 +75,7 @@ query OrgProjectsV2($org: String!, $first: Int!, $after: String, $query: String)
   rateLimit {{ cost remaining resetAt }}
 }}"""
 
+# Status by name: a board may have more fields than one page of fieldValues
 PROJECT_ITEMS_FRAGMENT = """
 fragment ProjectItems on ProjectV2 {
   id title url closed
@@ -76,17 +88,18 @@ fragment ProjectItems on ProjectV2 {
         ... on PullRequest { number title url prState: state repository { nameWithOwner } }
         ... on DraftIssue { title }
       }
-      fieldValues(first: 20) {
-        nodes {
-          ... on ProjectV2ItemFieldSingleSelectValue { name field { ... on ProjectV2FieldCommon { name } } }
-          ... on ProjectV2ItemFieldTextValue { text field { ... on ProjectV2FieldCommon { name } } }
-          ... on ProjectV2ItemFieldDateValue { date field { ... on ProjectV2FieldCommon { name } } }
-          ... on ProjectV2ItemFieldNumberValue { number field { ... on ProjectV2FieldCommon { name } } }
-          ... on ProjectV2ItemFieldIterationValue { title field { ... on ProjectV2FieldCommon { name } } }
-        }
-      }
+      status: fieldValueByName(name: "Status") { ...FieldValue }
+      fieldValues(first: 20) { nodes { ...FieldValue } }
     }
   }
+}
+
+fragment FieldValue on ProjectV2ItemFieldValue {
+  ... on ProjectV2ItemFieldSingleSelectValue { name field { ... on ProjectV2FieldCommon { name } } }
+  ... on ProjectV2ItemFieldTextValue { text field { ... on ProjectV2FieldCommon { name } } }
+  ... on ProjectV2ItemFieldDateValue { date field { ... on ProjectV2FieldCommon { name } } }
+  ... on ProjectV2ItemFieldNumberValue { number field { ... on ProjectV2FieldCommon { name } } }
+  ... on ProjectV2ItemFieldIterationValue { title field { ... on ProjectV2FieldCommon { name } } }
 }"""
 
 PROJECT_ITEMS_QUERY = f"""
@@ -152,6 +165,11 @@ class GitHubConnector(Connector):
     credential_fields = ("github_token",)
     base_url_field = "github_base_url"
     rate = RateSpec(per_second=5000 / 3600, burst=100)  # primary limit: 5,000 requests an hour per token
+    search_rate = RateSpec(per_second=30 / 60, burst=10)  # /search/*: its own limit of 30 requests a minute
+
+    def __init__(self, settings: Settings, transport: httpx2.AsyncBaseTransport | None = None) -> None:
+        super().__init__(settings, transport)
+        self.search_bucket = TokenBucket(self.search_rate)
 
     def auth_headers(self) -> dict[str, str]:
         assert self.settings.github_token is not None
@@ -192,6 +210,13 @@ class GitHubConnector(Connector):
                 "github_list_repositories lists them.",
                 platform=PLATFORM,
             )
+        org = re.search(r"/orgs/([^/]+)/repos$", path)
+        if response.status_code == 404 and org:
+            return NotFound(
+                f"GitHub has no organization {org.group(1)} that the token in {TOKEN_SETTING} can see; "
+                f"check {ORG_SETTING}.",
+                platform=PLATFORM,
+            )
         return super().classify(response)
 
     def error_detail(self, response: httpx2.Response) -> str:
@@ -208,7 +233,7 @@ class GitHubConnector(Connector):
 
     def rate_limit(self, response: httpx2.Response) -> RateLimited | None:
         """GitHub's primary limit (`x-ratelimit-remaining: 0`, wait until `x-ratelimit-reset`) or a secondary
-        limit (`retry-after`, or a message saying so: wait a minute). None for other 403s."""
+        limit (`retry-after`; a message saying so, or any other 429: wait a minute). None for other 403s."""
         wait = retry_after_seconds(response)
         reset = response.headers.get("x-ratelimit-reset", "")
         if wait is not None:
@@ -216,7 +241,7 @@ class GitHubConnector(Connector):
         elif response.headers.get("x-ratelimit-remaining") == "0":
             kind = "its rate limit"
             wait = max(0.0, int(reset) - time.time()) if reset.isdigit() else SECONDARY_LIMIT_WAIT
-        elif "rate limit" in self.error_detail(response).lower():
+        elif response.status_code == 429 or "rate limit" in self.error_detail(response).lower():
             kind, wait = "a secondary rate limit", SECONDARY_LIMIT_WAIT
         else:
             return None
@@ -227,11 +252,12 @@ class GitHubConnector(Connector):
         )
 
     def graphql_error(self, response: httpx2.Response) -> SophiaError | None:
+        """A spent budget, or errors with no data at all; errors beside data are for `graphql` to judge."""
         try:
             body = response.json()
         except ValueError:
             return None  # parse_json reports it
-        errors = [e for e in body.get("errors") or [] if isinstance(e, dict)] if isinstance(body, dict) else []
+        errors = graphql_errors(body)
         if not errors:
             return None
         limited = next((e for e in errors if e.get("type") == "RATE_LIMITED"), None)
@@ -243,32 +269,34 @@ class GitHubConnector(Connector):
                 platform=PLATFORM,
                 retry_after=wait,
             )
-        data = body.get("data")
-        # an error below the top-level field (an item the token cannot see) leaves partial data: use it
-        fatal = [e for e in errors if data is None or len(e.get("path") or []) <= 1]
-        if not fatal:
-            return None
-        kind, message = fatal[0].get("type", ""), str(fatal[0].get("message", "unknown error")).rstrip(".")
-        if kind == "NOT_FOUND":
-            hint = f"Check {ORG_SETTING}" if "Organization" in message else "Check the id; list tools show valid ids"
-            return NotFound(f"GitHub: {message}. {hint}.", platform=PLATFORM)
-        if kind in ("FORBIDDEN", "INSUFFICIENT_SCOPES"):
-            return Forbidden(
-                f"GitHub refused access: {message} (Projects need the read:project scope on {TOKEN_SETTING}).",
-                platform=PLATFORM,
-            )
-        if "something went wrong" in message.lower():  # GitHub's answer to a query that timed out
-            return UpstreamUnavailable(f"GitHub failed on its side: {message}", platform=PLATFORM)
-        return BadInput(f"GitHub refused the query: {message}", platform=PLATFORM)
+        return graphql_failure(errors[0]) if body.get("data") is None else None
 
     # -- requests ---------------------------------------------------------------------------------
 
-    async def graphql(self, document: str, variables: dict[str, Any]) -> dict[str, Any]:
+    async def throttle(self, method: str, path: str) -> None:
+        if path.startswith("/search/"):  # every attempt, retries too
+            await self.search_bucket.take("GitHub search (30 requests a minute)", PLATFORM)
+        await super().throttle(method, path)
+
+    async def graphql(self, document: str, variables: dict[str, Any], *path: str) -> tuple[Any, list[dict[str, Any]]]:
+        """The value at `path` in the answer's data, and the errors GitHub reported beside it. An error that
+        nulled a value on `path` is raised (a non-null field's error nulls its parent too)."""
         body = await self.post_json(self.graphql_url, {"query": document, "variables": variables})
         data = body.get("data") if isinstance(body, dict) else None
         if not isinstance(data, dict):
             raise UpstreamUnavailable("GitHub answered without data; try again shortly.", platform=PLATFORM)
-        return data
+        errors = graphql_errors(body)
+        value: Any = data
+        for depth, key in enumerate(path):
+            value = value.get(key) if isinstance(value, dict) else None
+            if value is None:
+                here = list(path[: depth + 1])
+                cause = next((e for e in errors if (e.get("path") or [])[: len(here)] == here), None)
+                cause = cause or next((e for e in errors if not e.get("path")), None)
+                if cause is not None:
+                    raise graphql_failure(cause)
+                break
+        return value, errors
 
     async def rest_page(
         self, path: str, params: dict[str, Any], limit: int, cursor: str | None
@@ -309,12 +337,17 @@ class GitHubConnector(Connector):
             "after": page_state(cursor, listing).get("after"),
             "query": {"active": "is:open", "completed": "is:closed"}.get(status or ""),
         }
-        connection = (await self.graphql(ORG_PROJECTS_QUERY, variables))["organization"]["projectsV2"]
+        connection, errors = await self.graphql(ORG_PROJECTS_QUERY, variables, "organization", "projectsV2")
+        if connection is None:
+            raise NotFound(f"GitHub has no organization {org}; check {ORG_SETTING}.", platform=PLATFORM)
         info = connection["pageInfo"]
         next_cursor = (
             encode_cursor(PLATFORM, {"of": listing, "after": info["endCursor"]}) if info["hasNextPage"] else None
         )
-        return ProjectPage(items=[to_project(n) for n in connection["nodes"] if n], next_cursor=next_cursor)
+        projects = [to_project(n) for n in connection["nodes"] if n]
+        if not projects and not next_cursor and None in connection["nodes"]:
+            raise refusal(withheld_cause(errors))
+        return ProjectPage(items=projects, next_cursor=next_cursor)
 
     async def search(self, query: str, limit: int) -> list[SearchHit]:
         """Issues and pull requests of the organization (or involving the token's user without one).
@@ -333,9 +366,54 @@ class GitHubConnector(Connector):
         return [to_search_hit(i) for i in items[:limit]]
 
     async def check(self) -> str:
-        core = (await self.get_json("/rate_limit"))["resources"]["core"]
         scope = f"organization {self.org}" if self.org else f"{ORG_SETTING} not set"
+        try:
+            core = (await self.get_json("/rate_limit"))["resources"]["core"]
+        except NotFound:  # GitHub Enterprise Server with rate limiting off: prove the token with a listing
+            path = f"/orgs/{quote(self.org, safe='')}/repos" if self.org else "/user/repos"
+            await self.get_json(path, {"per_page": 1})
+            return f"token accepted; rate limiting is disabled on this server; {scope}"
         return f"token accepted; {core['remaining']} of {core['limit']} REST requests left this hour; {scope}"
+
+
+def graphql_errors(body: Any) -> list[dict[str, Any]]:
+    return [e for e in body.get("errors") or [] if isinstance(e, dict)] if isinstance(body, dict) else []
+
+
+def access_hint(error: dict[str, Any]) -> str:
+    """What the token lacks: access to the repositories of a board's items, or to Projects."""
+    if "items" in (error.get("path") or []):
+        return (
+            f"the token in {TOKEN_SETTING} needs read access to the repositories of the board's issues and pull "
+            "requests: the repo scope, or Issues and Pull requests read for a fine-grained token"
+        )
+    return (
+        f"Projects need the read:project scope on {TOKEN_SETTING}, or Projects read for a fine-grained token "
+        "or GitHub App"
+    )
+
+
+def refusal(error: dict[str, Any]) -> Forbidden:
+    message = str(error.get("message") or "access denied").rstrip(".")
+    return Forbidden(f"GitHub refused access: {message} ({access_hint(error)}).", platform=PLATFORM)
+
+
+def graphql_failure(error: dict[str, Any]) -> SophiaError:
+    """The error for a GraphQL error that left nothing to read."""
+    kind, message = error.get("type", ""), str(error.get("message", "unknown error")).rstrip(".")
+    if kind == "NOT_FOUND":
+        hint = f"Check {ORG_SETTING}" if "Organization" in message else "Check the id; list tools show valid ids"
+        return NotFound(f"GitHub: {message}. {hint}.", platform=PLATFORM)
+    if kind in ("FORBIDDEN", "INSUFFICIENT_SCOPES"):
+        return refusal(error)
+    if "something went wrong" in message.lower():  # GitHub's answer to a query that timed out
+        return UpstreamUnavailable(f"GitHub failed on its side: {message}", platform=PLATFORM)
+    return BadInput(f"GitHub refused the query: {message}", platform=PLATFORM)
+
+
+def withheld_cause(errors: list[dict[str, Any]]) -> dict[str, Any]:
+    """The error that nulled entries of a `nodes` list (objects the token may not see)."""
+    return next((e for e in errors if "nodes" in (e.get("path") or [])), errors[0] if errors else {})
 
 
 def to_project(node: dict[str, Any]) -> Project:
@@ -617,8 +695,8 @@ class SearchIssuesInput(ToolInput):
         Field(
             min_length=1,
             max_length=256,
-            description="GitHub search syntax: words plus qualifiers such as is:issue, is:pr, is:open, label:bug, "
-            "assignee:login, author:@me, repo:owner/name, org:name, updated:>2026-01-01.",
+            description="GitHub search syntax: words plus qualifiers such as is:pr (issues if no type is given), "
+            "is:open, label:bug, assignee:login, author:@me, repo:owner/name, org:name, updated:>2026-01-01.",
         ),
     ]
     sort: Annotated[
@@ -632,7 +710,9 @@ class SearchIssuesInput(ToolInput):
 
 
 class SearchResult(ToolOutput):
-    query: str = Field(description="The query as sent, with the organization added when no scope was given.")
+    query: str = Field(
+        description="The query as sent: is:issue added when no type was given, the organization when no scope was."
+    )
     total_count: int
     incomplete_results: bool = False
     items: list[SearchItem]
@@ -640,10 +720,14 @@ class SearchResult(ToolOutput):
 
 
 SCOPE_QUALIFIER = re.compile(r"(^|\s)-?(repo|org|user|owner):", re.IGNORECASE)
+# GitHub App user tokens get 422 for a query that could match both issues and pull requests
+TYPE_QUALIFIER = re.compile(r"(^|\s)(is|type):(issue|pr|pull-request)(?=\s|$)", re.IGNORECASE)
 
 
 async def search_issues(github: GitHubConnector, args: SearchIssuesInput) -> SearchResult:
     query = args.query.strip()
+    if not TYPE_QUALIFIER.search(query):
+        query += " is:issue"
     if github.org and not SCOPE_QUALIFIER.search(query):
         query += f" org:{github.org}"
     params = {"q": query, "sort": args.sort, "order": args.order if args.sort else None}
@@ -710,16 +794,25 @@ class ProjectItems(ToolOutput):
     next_cursor: str | None = None
 
 
+def field_value(value: dict[str, Any] | None) -> str | float | None:
+    if not value:
+        return None
+    return next((value[k] for k in ("name", "text", "date", "number", "title") if value.get(k) is not None), None)
+
+
 def to_project_item(node: dict[str, Any]) -> ProjectItem:
     content = node.get("content") or {}
     values: dict[str, str | float] = {}
     for value in (node.get("fieldValues") or {}).get("nodes") or []:
         name = ((value or {}).get("field") or {}).get("name")
-        found = next((value[k] for k in ("name", "text", "date", "number", "title") if value.get(k) is not None), None)
+        found = field_value(value)
         if name and found is not None:
             values[name] = found
     values.pop("Title", None)
-    status = values.pop("Status", None)
+    listed = values.pop("Status", None)
+    status = field_value(node.get("status"))
+    if status is None:
+        status = listed
     return ProjectItem(
         id=node["id"],
         type=node["type"],
@@ -739,23 +832,31 @@ async def get_project_items(github: GitHubConnector, args: GetProjectItemsInput)
     variables: dict[str, Any] = {"first": args.limit, "after": page_state(args.cursor, listing).get("after")}
     if args.project.isdigit():
         variables |= {"org": github.require_org(), "number": int(args.project)}
-        project = (await github.graphql(ORG_PROJECT_ITEMS_QUERY, variables))["organization"]["projectV2"]
+        project, errors = await github.graphql(ORG_PROJECT_ITEMS_QUERY, variables, "organization", "projectV2")
     else:
-        project = (await github.graphql(PROJECT_ITEMS_QUERY, variables | {"projectId": args.project}))["node"]
+        project, errors = await github.graphql(PROJECT_ITEMS_QUERY, variables | {"projectId": args.project}, "node")
     if not project or "items" not in project:
         raise NotFound(
             f"GitHub: {args.project} is not a Projects (v2) board; list_projects shows them.", platform=PLATFORM
         )
-    info = project["items"]["pageInfo"]
+    info, nodes = project["items"]["pageInfo"], project["items"]["nodes"]
+    items = [to_project_item(n) for n in nodes if n]
+    next_cursor = encode_cursor(PLATFORM, {"of": listing, "after": info["endCursor"]}) if info["hasNextPage"] else None
+    note = None
+    if len(items) < len(nodes):  # GitHub nulls an item the token may not see, with an error saying why
+        cause = withheld_cause(errors)
+        if not items and not next_cursor:
+            raise refusal(cause)
+        reason = str(cause.get("message") or "no reason given").rstrip(".")
+        note = f"{len(nodes) - len(items)} item(s) GitHub withheld were left out ({reason}); {access_hint(cause)}."
     return ProjectItems(
         project_id=project["id"],
         title=project["title"],
         url=project.get("url"),
         closed=bool(project.get("closed")),
-        items=[to_project_item(n) for n in project["items"]["nodes"] if n],
-        next_cursor=encode_cursor(PLATFORM, {"of": listing, "after": info["endCursor"]})
-        if info["hasNextPage"]
-        else None,
+        items=items,
+        next_cursor=next_cursor,
+        note=note,
     )
 
 
@@ -795,9 +896,10 @@ TOOLS = [
         "github_search_issues",
         PLATFORM,
         "Search GitHub issues and pull requests",
-        "Search issues and pull requests with GitHub's search syntax (is:pr, is:open, label:, assignee:, repo:, "
-        "org:, updated:>DATE); scoped to SOPHIA_GITHUB_ORG unless the query names a repo, org or user. GitHub "
-        "returns at most the first 1,000 results of a query.",
+        "Search issues, or pull requests with is:pr, with GitHub's search syntax (is:open, label:, assignee:, "
+        "repo:, org:, updated:>DATE); is:issue is added when the query names no type, and the search is scoped to "
+        "SOPHIA_GITHUB_ORG unless the query names a repo, org or user. GitHub returns at most the first 1,000 "
+        "results of a query.",
         SearchIssuesInput,
         SearchResult,
         search_issues,

@@ -10,6 +10,7 @@ from typing import Any
 
 import graphql
 import httpx2
+import jsonschema
 import pytest
 from inline_snapshot import snapshot
 from mcp import Client
@@ -26,7 +27,8 @@ from sophia_mcp.errors import (
     UpstreamUnavailable,
 )
 from sophia_mcp.sandbox import Fault
-from sophia_mcp.sandbox.github import TOKEN, rate_windows
+from sophia_mcp.sandbox.github import APP_USER_TOKEN, TOKEN, github_errors, paged, rate_windows
+from sophia_mcp.sandbox.graphql import Node, execute, load_schema
 from tests.conftest import SANDBOX_URL, Sandbox
 from tests.contract.openapi import OpenAPISpec
 
@@ -176,6 +178,27 @@ async def test_search_pages_through_every_hit_without_duplicates(sandbox: Sandbo
     assert all(i.kind == "issue" and i.state == "open" for i in result.items)
 
 
+async def test_an_issue_search_names_the_issue_type_as_github_app_user_tokens_require(
+    sandbox: Sandbox, rest_spec: OpenAPISpec
+) -> None:
+    async with httpx2.AsyncClient(transport=sandbox.transport, base_url=API) as client:
+        app_user = {**HEADERS, "Authorization": f"Bearer {APP_USER_TOKEN}"}
+        refused = await client.get("/search/issues", params={"q": "org:northwind telemetry"}, headers=app_user)
+    assert refused.status_code == 422 and refused.json() == {
+        "message": "Query must include 'is:issue' or 'is:pull-request'",
+        "documentation_url": "https://docs.github.com/rest/search/search#search-issues-and-pull-requests",
+        "status": "422",
+    }
+    assert rest_spec.response_problems(refused.request, refused) == []
+    gh = connector(sandbox, github_token=APP_USER_TOKEN)
+    result = await github.search_issues(gh, github.SearchIssuesInput(query="telemetry"))  # type: ignore[call-arg]
+    assert result.query == "telemetry is:issue org:northwind"
+    assert result.items and {i.kind for i in result.items} == {"issue"}
+    for typed in ("telemetry is:pr", "telemetry type:issue", "telemetry IS:pull-request"):
+        assert (await github.search_issues(gh, github.SearchIssuesInput(query=typed))).query == typed + " org:northwind"  # type: ignore[call-arg]
+    assert {h.kind for h in await gh.search("telemetry", 20)} == {"issue", "pull_request"}
+
+
 async def test_projects_page_through_all_fourteen_with_normalised_status(sandbox: Sandbox) -> None:
     gh = connector(sandbox)
     seen, cursor = [], None
@@ -299,6 +322,19 @@ async def test_cross_platform_search_finds_issues_and_pull_requests_of_the_org(s
     assert sorted(queries) == ["telemetry org:northwind is:issue", "telemetry org:northwind is:pr"]
 
 
+async def test_every_search_request_spends_the_search_budget_of_thirty_a_minute(sandbox: Sandbox) -> None:
+    gh = connector(sandbox)
+    await gh.search("telemetry", 5)  # two searches, is:issue and is:pr
+    assert gh.search_bucket.tokens < gh.search_rate.burst - 1.9
+    gh.search_bucket.tokens = -10  # a burst already spent: the next search would wait about 20 s
+    sent = len(sandbox.transport.requests("github"))
+    with pytest.raises(RateLimited, match="GitHub search") as caught:
+        await github.search_issues(gh, github.SearchIssuesInput(query="telemetry"))  # type: ignore[call-arg]
+    assert caught.value.retry_after is not None and caught.value.retry_after > 10
+    assert len(sandbox.transport.requests("github")) == sent  # refused before anything was sent
+    assert (await github.list_repositories(gh, github.ListRepositoriesInput())).repositories  # type: ignore[call-arg]
+
+
 async def test_a_wrong_token_says_which_setting_to_fix(sandbox: Sandbox) -> None:
     async with httpx2.AsyncClient(transport=sandbox.transport, base_url=API) as client:
         refused = await client.get("/orgs/northwind/repos", headers={**HEADERS, "Authorization": "Bearer ghp_wrong"})
@@ -319,6 +355,20 @@ async def test_secondary_rate_limit_waits_for_retry_after(sandbox: Sandbox) -> N
     response = sandbox.transport.exchanges[-1][1]
     assert response.status_code == 429 and response.headers["retry-after"] == "30"
     assert "secondary rate limit" in response.json()["message"]
+
+
+async def test_a_429_without_rate_limit_headers_waits_a_minute_instead_of_retrying(sandbox: Sandbox) -> None:
+    sent: list[httpx2.Request] = []
+
+    def too_many(request: httpx2.Request) -> httpx2.Response:
+        sent.append(request)
+        return httpx2.Response(429, json={"message": "Too Many Requests"})
+
+    gh = github.GitHubConnector(sandbox.settings(http_max_retries=2), transport=httpx2.MockTransport(too_many))
+    with pytest.raises(RateLimited, match="retry in 60 s") as caught:
+        await github.list_repositories(gh, github.ListRepositoriesInput())  # type: ignore[call-arg]
+    assert caught.value.retry_after == github.SECONDARY_LIMIT_WAIT == 60
+    assert len(sent) == 1  # GitHub: without retry-after or a reset, wait at least a minute
 
 
 async def test_spent_primary_rate_limit_waits_until_the_reset(sandbox: Sandbox) -> None:
@@ -375,6 +425,8 @@ async def test_unknown_repository_project_and_org_are_not_found(sandbox: Sandbox
         await github.get_project_items(gh, github.GetProjectItemsInput(project="PVT_nope"))  # type: ignore[call-arg]
     with pytest.raises(NotFound, match="SOPHIA_GITHUB_ORG"):
         await connector(sandbox, github_org="southwind").list_projects(None, 5, None)
+    with pytest.raises(NotFound, match="organization southwind .*SOPHIA_GITHUB_ORG"):
+        await github.list_repositories(connector(sandbox, github_org="southwind"), github.ListRepositoriesInput())  # type: ignore[call-arg]
 
 
 async def test_without_an_org_repositories_are_the_users_and_projects_need_the_org(sandbox: Sandbox) -> None:
@@ -390,12 +442,19 @@ async def test_without_an_org_repositories_are_the_users_and_projects_need_the_o
     assert (await github.list_issues(gh, github.ListIssuesInput(repo="northwind/sim-lab"))).issues  # type: ignore[call-arg]
 
 
+RATE_LIMITING_DISABLED = {  # GitHub Enterprise Server with rate limiting off
+    "message": "Rate limiting is not enabled.",
+    "documentation_url": "https://docs.github.com/enterprise-server@3.14/rest/rate-limit/rate-limit",
+}
+
+
 class GitHubDouble:
     """Answers like api.github.com (or a GitHub Enterprise Server) with canned bodies, recording requests."""
 
-    def __init__(self, search_total: int = 3) -> None:
+    def __init__(self, search_total: int = 3, rate_limiting: bool = True) -> None:
         self.requests: list[httpx2.Request] = []
         self.search_total = search_total
+        self.rate_limiting = rate_limiting
 
     def __call__(self, request: httpx2.Request) -> httpx2.Response:
         self.requests.append(request)
@@ -415,6 +474,8 @@ class GitHubDouble:
                     }
                 },
             )
+        if request.url.path.endswith("/rate_limit") and not self.rate_limiting:
+            return httpx2.Response(404, json=RATE_LIMITING_DISABLED)
         page = int(request.url.params.get("page", "1"))
         link = f'<https://api.github.com/organizations/1/repos?page={page + 1}>; rel="next"'
         if request.url.path.endswith("/search/issues"):
@@ -456,6 +517,20 @@ async def test_urls_are_githubs_and_enterprise_servers(
         f"{rest}?sort=updated&type=all&per_page=30&page=2",
         graphql_url,
     ]
+    await gh.aclose()
+
+
+async def test_a_token_passes_check_on_an_enterprise_server_without_rate_limiting(
+    sandbox: Sandbox, rest_spec: OpenAPISpec
+) -> None:
+    schema = rest_spec.response_schema("GET", "/github/rate_limit", 404)
+    assert schema is not None
+    jsonschema.validate(RATE_LIMITING_DISABLED, schema)  # the spec documents a 404 for /rate_limit
+    double = GitHubDouble(rate_limiting=False)
+    gh = double_connector(sandbox, double, "https://ghe.example.com/api/v3")
+    status = await gh.check()
+    assert status == "token accepted; rate limiting is disabled on this server; organization acme"
+    assert [r.url.path for r in double.requests] == ["/api/v3/rate_limit", "/api/v3/orgs/acme/repos"]
     await gh.aclose()
 
 
@@ -529,6 +604,72 @@ async def test_graphql_errors_below_the_top_level_leave_partial_data_but_a_missi
     )
     with pytest.raises(Forbidden, match="read:project"):
         await gh.list_projects(None, 5, None)
+
+
+def schema_double(root: Node) -> httpx2.MockTransport:
+    """Answers GraphQL as GitHub does for `root`: executed against its schema, errors in its form."""
+
+    async def answer(request: httpx2.Request) -> httpx2.Response:
+        result = await execute(load_schema("github"), json.loads(request.content), root)
+        return httpx2.Response(200, json=github_errors(result))
+
+    return httpx2.MockTransport(answer)
+
+
+def refuse(*args: Any, **kwargs: Any) -> Any:
+    raise graphql.GraphQLError("Resource not accessible by personal access token", extensions={"type": "FORBIDDEN"})
+
+
+def board(items: list[Node]) -> Node:
+    url = "https://github.com/orgs/acme/projects/1"
+    project = {"__typename": "ProjectV2", "id": "PVT_x", "title": "Roadmap", "url": url, "closed": False}
+    return {"node": lambda info, id: {**project, "items": paged("items", lambda: items)}}
+
+
+def draft(key: str, values: list[Node]) -> Node:
+    def by_name(info: Any, name: str) -> Node | None:
+        return next((v for v in values if v["field"]["name"] == name), None)
+
+    return {
+        "__typename": "ProjectV2Item",
+        "id": f"PVTI_{key}",
+        "type": "DRAFT_ISSUE",
+        "updatedAt": "2026-01-01T00:00:00Z",
+        "content": {"__typename": "DraftIssue", "title": f"Draft {key}"},
+        "fieldValues": paged("fieldValues", lambda: values),
+        "fieldValueByName": by_name,
+    }
+
+
+def field_value(kind: str, field_name: str, **value: str) -> Node:
+    field = {"__typename": f"ProjectV2{'SingleSelect' if kind == 'SingleSelect' else ''}Field", "name": field_name}
+    return {"__typename": f"ProjectV2ItemField{kind}Value", "id": f"PVTFV_{field_name}", "field": field, **value}
+
+
+async def test_a_refused_projects_connection_is_forbidden_not_a_crash(sandbox: Sandbox) -> None:
+    root = {"organization": lambda info, login: {"login": login, "projectsV2": refuse}}
+    gh = github.GitHubConnector(sandbox.settings(), transport=schema_double(root))
+    with pytest.raises(Forbidden, match="read:project"):  # projectsV2 is non-null: the error nulls organization
+        await gh.list_projects(None, 5, None)
+
+
+async def test_board_items_github_withholds_are_noted_or_forbidden(sandbox: Sandbox) -> None:
+    hidden = {**draft("hidden", []), "id": refuse}  # id is non-null: the error nulls the whole item
+    gh = github.GitHubConnector(sandbox.settings(), transport=schema_double(board([hidden, draft("seen", [])])))
+    page = await github.get_project_items(gh, github.GetProjectItemsInput(project="PVT_x"))  # type: ignore[call-arg]
+    assert [i.id for i in page.items] == ["PVTI_seen"]
+    assert page.note is not None and page.note.startswith("1 item") and "Resource not accessible" in page.note
+    gh = github.GitHubConnector(sandbox.settings(), transport=schema_double(board([hidden])))
+    with pytest.raises(Forbidden, match="Resource not accessible"):
+        await github.get_project_items(gh, github.GetProjectItemsInput(project="PVT_x"))  # type: ignore[call-arg]
+
+
+async def test_status_is_read_on_a_board_with_more_fields_than_a_page_of_values(sandbox: Sandbox) -> None:
+    values = [field_value("Text", f"Field {n}", text=str(n)) for n in range(1, 31)]
+    values.append(field_value("SingleSelect", "Status", name="Done"))
+    gh = github.GitHubConnector(sandbox.settings(), transport=schema_double(board([draft("busy", values)])))
+    page = await github.get_project_items(gh, github.GetProjectItemsInput(project="PVT_x"))  # type: ignore[call-arg]
+    assert page.items[0].status == "Done"
 
 
 def test_packaged_schema_is_the_published_one(specs_dir: Path) -> None:

@@ -9,7 +9,8 @@ headers (rel next/last/prev/first); `{"message", "documentation_url", "status"}`
 `x-ratelimit-*` headers on every response from per-token budgets (core 5,000 an hour, search 30 a
 minute, GraphQL 5,000 points an hour): a spent REST budget answers 403 with
 `x-ratelimit-remaining: 0`, a spent GraphQL budget answers 200 with a `RATE_LIMITED` error. The
-issues endpoint includes pull requests (with a `pull_request` key), and search stops at 1,000 results.
+issues endpoint includes pull requests (with a `pull_request` key), and search stops at 1,000 results;
+a GitHub App user access token's issue search must say is:issue or is:pull-request (422 otherwise).
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ from sophia_mcp.sandbox.dataset import (
 from sophia_mcp.sandbox.graphql import Node, connection, execute, load_schema
 
 TOKEN = "ghp_sandboxNorthwindDemoToken000000000000"
+#: a GitHub App user access token for the same user: its issue searches must say is:issue or is:pull-request
+APP_USER_TOKEN = "ghu_sandboxNorthwindAppUserToken00000000"
 ORG = SLUG
 VIEWER = "dara.nguyen"
 API_VERSIONS = ("2022-11-28", "2026-03-10")
@@ -877,6 +880,14 @@ def search_filter(query: str, viewer: str) -> Callable[[dict[str, Any]], bool]:
     return matches
 
 
+def names_issue_type(query: str) -> bool:
+    """Whether a query asks for issues or pull requests only (GitHub reads type: as is:)."""
+    return any(
+        not negate and key.lower() in ("is", "type") and value.lower() in ("issue", "pr", "pull-request")
+        for negate, key, value, _ in TERM.findall(query)
+    )
+
+
 async def search_issues(request: Request) -> Response:
     world = rest_world(api_base(request))
     doc = "https://docs.github.com/rest/search/search#search-issues-and-pull-requests"
@@ -892,6 +903,9 @@ async def search_issues(request: Request) -> Response:
         return error_json(
             422, "Cannot access beyond the first 1000 results, or the page you requested is beyond the last page.", doc
         )
+    app_user = request.headers.get("authorization", "").partition(" ")[2].strip() == APP_USER_TOKEN
+    if app_user and not names_issue_type(query):
+        return error_json(422, "Query must include 'is:issue' or 'is:pull-request'", doc)
     matches = search_filter(query, login(next(p for p in PEOPLE if p.key == VIEWER)))
     words = [w for n, k, v, w in TERM.findall(query) if w]
     hits = []
@@ -1293,7 +1307,7 @@ def build(state: SandboxState) -> Starlette:
                         "https://docs.github.com/graphql/guides/forming-calls-with-graphql#authenticating-with-graphql",
                     )
                 return error_json(401, "Requires authentication")
-            if scheme.lower() not in ("bearer", "token") or token.strip() != TOKEN:
+            if scheme.lower() not in ("bearer", "token") or token.strip() not in (TOKEN, APP_USER_TOKEN):
                 return error_json(401, "Bad credentials")
             version = request.headers.get("x-github-api-version")
             if version is not None and version not in API_VERSIONS:
