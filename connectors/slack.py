@@ -270,13 +270,21 @@ def channel_url(channel: dict[str, Any], workspace: str | None) -> str:
     return f"https://slack.com/app_redirect?channel={channel['id']}" + (f"&team={team}" if team else "")
 
 
+def conversation_name(channel: dict[str, Any], names: dict[str, str]) -> str:
+    """#name of a channel; @person for a direct message, whose object has `user` instead of a name."""
+    if channel.get("name"):
+        return f"#{channel['name']}"
+    user = channel.get("user")
+    return f"@{names.get(user, user)}" if user else channel["id"]
+
+
 def to_project(channel: dict[str, Any], workspace: str | None) -> Project:
     archived = bool(channel.get("is_archived"))
     text = (channel.get("purpose") or {}).get("value") or (channel.get("topic") or {}).get("value")
     return Project(
         platform=PLATFORM,
         id=channel["id"],
-        name=f"#{channel['name']}",
+        name=conversation_name(channel, {}),
         url=channel_url(channel, workspace),
         status="completed" if archived else "active",
         status_raw="archived" if archived else "active",
@@ -337,35 +345,60 @@ def user_display_name(user: dict[str, Any]) -> str:
     return user.get("real_name") or profile.get("real_name") or profile.get("display_name") or user.get("name") or ""
 
 
+def calls_free_now(bucket: TokenBucket, wanted: int) -> int:
+    """How many of `wanted` calls `bucket` allows at once, without waiting; it keeps its tokens."""
+    taken = free = 0
+    while free < wanted:
+        taken += 1
+        if bucket.delay_for_one() > 0:
+            break
+        free += 1
+    for _ in range(taken):
+        bucket.give_back()
+    return free
+
+
 class UserNames:
-    """Names for user ids, looked up once per tool call with users.info."""
+    """Names for user ids, looked up once per tool call with users.info, as far as its budget allows
+    without waiting; a name that cannot be looked up stays the user id (only a bad token is an error)."""
 
     def __init__(self, slack: SlackConnector) -> None:
         self.slack = slack
         self.names: dict[str, str] = {}
+        self.note: str | None = None
 
-    async def load(self, messages: Iterable[dict[str, Any]]) -> None:
-        wanted: set[str] = set()
+    async def load(self, messages: Iterable[dict[str, Any]], also: Iterable[str] = ()) -> None:
+        wanted: set[str] = set(also)
         for message in messages:
             if message.get("user"):
                 wanted.add(message["user"])
             wanted.update(m[1] for m in MENTION.findall(message.get("text") or "") if m[0] == "@")
+        missing = sorted(wanted - set(self.names))
+        free = calls_free_now(self.slack.tiers["users.info"], len(missing))
         errors: list[SophiaError] = []
 
         async def one(user_id: str) -> None:
             try:
                 body = await self.slack.call("users.info", {"user": user_id})
                 self.names[user_id] = user_display_name(body["user"]) or user_id
-            except NotFound:
+            except NotFound:  # deleted, or from another workspace
                 self.names[user_id] = user_id
             except SophiaError as exc:
                 errors.append(exc)
 
         async with anyio.create_task_group() as tg:
-            for user_id in sorted(wanted - set(self.names)):
+            for user_id in missing[:free]:
                 tg.start_soon(one, user_id)
-        if errors:
-            raise errors[0]
+        bad_token = next((e for e in errors if isinstance(e, UpstreamUnauthorized)), None)
+        if bad_token:
+            raise bad_token
+        unnamed = len(missing) - free + len(errors)
+        if unnamed:
+            why = errors[0].message if errors else "sophia-mcp's budget for Slack's users.info (100 a minute) is spent."
+            self.note = f"{unnamed} users are shown by their id, not name: {why} slack_list_users maps ids to names."
+
+    def name(self, user_id: str) -> str:
+        return self.names.get(user_id, user_id)
 
 
 # -- tools ----------------------------------------------------------------------------------------
@@ -389,7 +422,7 @@ ThreadTs = Annotated[
 
 class SlackChannel(Model):
     id: str
-    name: str = Field(description="#name")
+    name: str = Field(description="#name, or @person for a direct message.")
     is_private: bool = False
     is_archived: bool = False
     num_members: int | None = None
@@ -399,11 +432,11 @@ class SlackChannel(Model):
     url: str
 
 
-def to_channel(channel: dict[str, Any], workspace: str | None) -> SlackChannel:
+def to_channel(channel: dict[str, Any], workspace: str | None, names: dict[str, str] | None = None) -> SlackChannel:
     return SlackChannel(
         id=channel["id"],
-        name=f"#{channel['name']}",
-        is_private=bool(channel.get("is_private")),
+        name=conversation_name(channel, names or {}),
+        is_private=bool(channel.get("is_private") or channel.get("is_im")),
         is_archived=bool(channel.get("is_archived")),
         num_members=channel.get("num_members"),
         topic=(channel.get("topic") or {}).get("value") or None,
@@ -449,7 +482,7 @@ def to_message(message: dict[str, Any], names: UserNames, verbose: bool) -> Slac
         ts=message["ts"],
         time=ts_to_iso(message["ts"]),
         user=user,
-        user_name=names.names.get(user) if user else message.get("username"),
+        user_name=names.name(user) if user else message.get("username"),
         text=text if verbose else shorten(text, MAX_TEXT),
         subtype=message.get("subtype"),
         thread_ts=message.get("thread_ts"),
@@ -488,11 +521,12 @@ async def channel_history(slack: SlackConnector, args: ChannelHistoryInput) -> C
     params = {"channel": channel["id"], "oldest": oldest, "latest": latest}
     messages, following = await slack.page("conversations.history", "messages", params, args.limit, args.cursor)
     names = UserNames(slack)
-    await names.load(messages)
+    await names.load(messages, also=[channel["user"]] if channel.get("user") else [])
     return ChannelHistory(
-        channel=to_channel(channel, slack.workspace),
+        channel=to_channel(channel, slack.workspace, names.names),
         messages=[to_message(m, names, args.verbose) for m in messages],
         next_cursor=following,
+        note=names.note,
     )
 
 
@@ -524,6 +558,7 @@ async def thread_replies(slack: SlackConnector, args: ThreadRepliesInput) -> Thr
         thread_ts=args.thread_ts,
         messages=[to_message(m, names, args.verbose) for m in messages],
         next_cursor=following,
+        note=names.note,
     )
 
 

@@ -99,6 +99,7 @@ async def exercise_every_tool(mcp_client: Client) -> None:
     channels = (await call("slack_list_channels", {"include_archived": True, "limit": 5}))["channels"]
     history = await call("slack_channel_history", {"channel": "#proj-fleet-navigation", "oldest": "2026-08-01"})
     await call("slack_channel_history", {"channel": channels[1]["id"], "limit": 3, "verbose": True})
+    await call("slack_channel_history", {"channel": workspace().ims[0].object["id"], "limit": 2})  # a DM
     thread_ts = next(m["thread_ts"] for m in history["messages"] if m.get("reply_count"))
     await call("slack_thread_replies", {"channel": history["channel"]["id"], "thread_ts": thread_ts})
     await call("slack_list_users", {"limit": 5, "include_bots": True})
@@ -269,6 +270,91 @@ async def test_thread_replies_come_parent_first_with_names(mcp_client: Client) -
             ("Ben Lindqvist", "Not right now; I'll flag it here if that changes."),
         ]
     )
+
+
+async def test_a_direct_message_reads_by_its_d_id_named_after_the_person(sandbox: Sandbox) -> None:
+    dm = workspace().ims[0].object
+    assert "name" not in dm and dm["is_im"]  # Slack's IM objects carry `user` instead
+    page = await slack.channel_history(slack_connector(sandbox), slack.ChannelHistoryInput(channel=dm["id"]))
+    assert (page.channel.name, page.channel.is_private) == ("@Dara Nguyen", True)
+    assert [(m.user_name, m.text) for m in page.messages][-1] == (
+        "Dara Nguyen",
+        "Hi Sophia, which initiatives are at risk this week?",
+    )
+    unnamed = slack.to_channel({**dm, "user": "U0GONE0001"}, None)  # a name that was not looked up
+    assert unnamed.name == "@U0GONE0001"
+
+
+async def test_reading_a_dm_needs_the_im_scopes_as_on_slack(sandbox: Sandbox) -> None:
+    async with httpx2.AsyncClient(transport=sandbox.transport, base_url="http://sandbox.test/slack/api") as client:
+        refused = await client.get(
+            "/conversations.info",
+            params={"channel": workspace().ims[0].object["id"]},
+            headers={"Authorization": f"Bearer {LIMITED_TOKEN}"},
+        )
+        listed = await client.get(
+            "/conversations.list", params={"types": "im"}, headers={"Authorization": f"Bearer {BOT_TOKEN}"}
+        )
+    assert refused.json() == {"ok": False, "error": "missing_scope", "needed": "im:read", "provided": "channels:read"}
+    assert [c["id"] for c in listed.json()["channels"]] == [workspace().ims[0].object["id"]]
+
+
+def users_and_history(authors: int, users_info: Any) -> httpx2.MockTransport:
+    """Slack answering one channel whose history has `authors` distinct authors; users.info as given."""
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        method = method_of(request)
+        if method == "conversations.info":
+            channel = {"id": "C0123ABCD9", "name": "busy", "is_channel": True, "created": 1_700_000_000}
+            return httpx2.Response(200, json={"ok": True, "channel": channel})
+        if method == "conversations.history":
+            messages = [
+                {
+                    "type": "message",
+                    "user": f"U{n:09d}",
+                    "text": f"hi <@U{(n + 1) % authors:09d}>",
+                    "ts": f"17000{n:05d}.000100",
+                }
+                for n in range(authors)
+            ]
+            return httpx2.Response(200, json={"ok": True, "messages": messages, "has_more": False})
+        assert method == "users.info", method
+        return httpx2.Response(200, json=users_info(request.url.params["user"]))
+
+    return httpx2.MockTransport(handler)
+
+
+async def test_author_names_past_the_users_info_budget_stay_ids_without_waiting(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waits: list[float] = []
+
+    async def record_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(anyio, "sleep", record_sleep)
+    transport = users_and_history(80, lambda user: {"ok": True, "user": {"id": user, "real_name": f"Name {user}"}})
+    connector = slack.SlackConnector(sandbox.settings(), transport)
+    page = await slack.channel_history(connector, slack.ChannelHistoryInput(channel="C0123ABCD9", limit=100))
+    named = [m for m in page.messages if m.user_name == f"Name {m.user}"]
+    assert len(page.messages) == 80 and len(named) == 50  # users.info's burst: 50 at once, 100 a minute
+    assert {m.user_name for m in page.messages if m not in named} == {m.user for m in page.messages if m not in named}
+    assert page.note is not None and "30 users are shown by their id" in page.note
+    assert [w for w in waits if w > 1] == []
+
+
+async def test_author_names_need_users_read_and_without_it_the_history_still_comes(sandbox: Sandbox) -> None:
+    refused = {"ok": False, "error": "missing_scope", "needed": "users:read", "provided": "channels:history"}
+    connector = slack.SlackConnector(sandbox.settings(), users_and_history(3, lambda user: refused))
+    page = await slack.channel_history(connector, slack.ChannelHistoryInput(channel="C0123ABCD9"))
+    assert [(m.user, m.user_name) for m in page.messages] == [(f"U{n:09d}",) * 2 for n in range(3)]
+    assert page.messages[0].text == "hi @U000000001"
+    assert page.note is not None and "lacks the scope users:read" in page.note
+    revoked = slack.SlackConnector(
+        sandbox.settings(), users_and_history(3, lambda user: {"ok": False, "error": "token_revoked"})
+    )
+    with pytest.raises(UpstreamUnauthorized):  # a bad token is no reason to carry on
+        await slack.channel_history(revoked, slack.ChannelHistoryInput(channel="C0123ABCD9"))
 
 
 async def test_users_list_skips_bots_unless_asked(mcp_client: Client) -> None:

@@ -7,7 +7,9 @@ at the end); search.messages only with a user token (xoxp-), paged by `page`/`co
 with `Retry-After` seconds and `{"ok": false, "error": "ratelimited"}`.
 
 One channel per initiative (#proj-<key>; finished or abandoned ones archived) plus #general, with messages
-and threads derived from the initiatives' work items, and one user per person.
+and threads derived from the initiatives' work items, one user per person, and the app's direct message with
+the user token's owner (an IM object: `is_im` and `user`, no `name`). Reading a conversation needs the scope of
+its kind (channels:, groups: or im: read/history), as Slack answers missing_scope otherwise.
 """
 
 from __future__ import annotations
@@ -39,7 +41,16 @@ TEAM_ID = "T0NORTHWND"
 DOMAIN = SLUG
 USER_TOKEN_OWNER = "dara.nguyen"
 BOT_SCOPES = frozenset(
-    {"channels:read", "groups:read", "channels:history", "groups:history", "users:read", "users:read.email"}
+    {
+        "channels:read",
+        "groups:read",
+        "im:read",
+        "channels:history",
+        "groups:history",
+        "im:history",
+        "users:read",
+        "users:read.email",
+    }
 )
 SCOPES = {BOT_TOKEN: BOT_SCOPES, USER_TOKEN: BOT_SCOPES | {"search:read"}, LIMITED_TOKEN: frozenset({"channels:read"})}
 NEEDED = {  # what Slack names in `needed` when a token lacks every scope that allows the method
@@ -97,6 +108,10 @@ def channel_id(name: str) -> str:
     return slack_id("C", name)
 
 
+def bot_user_id() -> str:
+    return slack_id("U", "sophia-bot")
+
+
 def to_ts(moment: datetime, sequence: int) -> str:
     return f"{int(moment.timestamp())}.{sequence % 1_000_000:06d}"
 
@@ -122,9 +137,11 @@ class Channel:
 class Workspace:
     users: list[Json]
     channels: list[Channel]
+    #: direct messages with the app (conversation type `im`)
+    ims: list[Channel] = field(default_factory=list)
 
     def channel(self, ident: str) -> Channel | None:
-        return next((c for c in self.channels if c.object["id"] == ident), None)
+        return next((c for c in [*self.channels, *self.ims] if c.object["id"] == ident), None)
 
     def user(self, ident: str) -> Json | None:
         return next((u for u in self.users if u["id"] == ident), None)
@@ -227,7 +244,7 @@ def _special_users() -> list[Json]:
             **common,
         },
         {
-            "id": slack_id("U", "sophia-bot"),
+            "id": bot_user_id(),
             "name": "sophia",
             "color": "4bbe2e",
             "real_name": "Sophia",
@@ -284,6 +301,20 @@ def _channel_object(
         "purpose": {"value": purpose, "creator": creator, "last_set": last_set},
         "previous_names": [],
         "num_members": len(members),
+    }
+
+
+def _im_object(person: Person, created: datetime) -> Json:
+    """A direct message as conversations.info answers it: no name, topic or purpose; `user` is the other side."""
+    return {
+        "id": slack_id("D", person.key),
+        "created": epoch(created),
+        "is_archived": False,
+        "is_im": True,
+        "is_org_shared": False,
+        "user": user_id(person),
+        "is_user_deleted": False,
+        "priority": 0,
     }
 
 
@@ -438,6 +469,16 @@ def _initiative_channel(initiative: Initiative, sequence: int) -> tuple[Channel,
     return channel, posts.fill(channel, sequence)
 
 
+def _direct_message(person: Person, sequence: int) -> tuple[Channel, int]:
+    opened = EPOCH - timedelta(days=3)
+    channel = Channel(_im_object(person, opened), {user_id(person), bot_user_id()})
+    posts = ChannelBuilder()
+    posts.post(opened, person, "Hi Sophia, which initiatives are at risk this week?")
+    posts.post(opened + timedelta(minutes=1), bot_user_id(), "Checking the trackers now; I'll summarise here.")
+    posts.post(opened + timedelta(hours=2), person, "Thanks! Please include the customer-facing ones.")
+    return channel, posts.fill(channel, sequence)
+
+
 @cache
 def workspace() -> Workspace:
     people = {p.key: p for p in PEOPLE}
@@ -478,8 +519,9 @@ def workspace() -> Workspace:
             (EPOCH - timedelta(days=1), people["gus.romero"], "Sales pipeline review after."),
         ],
     )
-    announcements.fill(general, sequence)
-    return Workspace(users=users, channels=channels)
+    sequence = announcements.fill(general, sequence)
+    dm, _ = _direct_message(people[USER_TOKEN_OWNER], sequence)
+    return Workspace(users=users, channels=channels, ims=[dm])
 
 
 # -- the API ------------------------------------------------------------------------------------
@@ -543,26 +585,46 @@ def ts_bound(args: dict[str, str], name: str) -> float | None:
 
 
 def visible(channel: Channel, token: str) -> bool:
-    """The bot was invited everywhere; the user token's owner sees private channels they belong to."""
-    if not channel.object["is_private"] or token != USER_TOKEN:
+    """The bot was invited everywhere; the user token's owner sees private channels and DMs they belong to."""
+    if not (channel.object.get("is_private") or channel.object.get("is_im")) or token != USER_TOKEN:
         return True
     return user_id(next(p for p in PEOPLE if p.key == USER_TOKEN_OWNER)) in channel.members
 
 
-def find_channel(args: dict[str, str], token: str) -> Channel:
+def kind_of(channel: Channel) -> str:
+    """The conversation type, as conversations.list's `types` names it."""
+    if channel.object.get("is_im"):
+        return "im"
+    return "private_channel" if channel.object["is_private"] else "public_channel"
+
+
+#: conversation type -> the prefix of the scopes that read it (channels:read, groups:history, ...)
+SCOPE_PREFIX = {"public_channel": "channels", "private_channel": "groups", "im": "im"}
+
+
+def find_channel(args: dict[str, str], token: str, access: str) -> Channel:
+    """The conversation named by `channel`, if the token sees it and has `<kind>:<access>` for its kind."""
     channel = workspace().channel(args.get("channel", ""))
     if channel is None or not visible(channel, token):
         raise SlackError("channel_not_found")
+    scope = f"{SCOPE_PREFIX[kind_of(channel)]}:{access}"
+    if scope not in SCOPES[token]:
+        raise SlackError("missing_scope", needed=scope, provided=",".join(sorted(SCOPES[token])))
     return channel
 
 
 def conversations_list(args: dict[str, str], token: str) -> Json:
     types = set((args.get("types") or "public_channel").split(","))
+    for kind in sorted(types & set(SCOPE_PREFIX)):
+        if f"{SCOPE_PREFIX[kind]}:read" not in SCOPES[token]:
+            raise SlackError(
+                "missing_scope", needed=f"{SCOPE_PREFIX[kind]}:read", provided=",".join(sorted(SCOPES[token]))
+            )
     channels = [
         c.object
-        for c in workspace().channels
+        for c in [*workspace().channels, *workspace().ims]
         if visible(c, token)
-        and ("private_channel" if c.object["is_private"] else "public_channel") in types
+        and kind_of(c) in types
         and not (flag(args, "exclude_archived") and c.object["is_archived"])
     ]
     chunk, following = page(channels, args, "team", lambda c: c["id"], 100, 1000)
@@ -570,7 +632,7 @@ def conversations_list(args: dict[str, str], token: str) -> Json:
 
 
 def conversations_info(args: dict[str, str], token: str) -> Json:
-    return {"ok": True, "channel": find_channel(args, token).object}
+    return {"ok": True, "channel": find_channel(args, token, "read").object}
 
 
 def in_range(message: Json, args: dict[str, str]) -> bool:
@@ -582,7 +644,7 @@ def in_range(message: Json, args: dict[str, str]) -> bool:
 
 
 def conversations_history(args: dict[str, str], token: str) -> Json:
-    channel = find_channel(args, token)
+    channel = find_channel(args, token, "history")
     messages = [m for m in channel.history if in_range(m, args)]
     chunk, following = page(messages, args, "next_ts", lambda m: m["ts"].replace(".", ""), 100, 999)
     body: Json = {
@@ -599,7 +661,7 @@ def conversations_history(args: dict[str, str], token: str) -> Json:
 
 
 def conversations_replies(args: dict[str, str], token: str) -> Json:
-    channel = find_channel(args, token)
+    channel = find_channel(args, token, "history")
     ts = args.get("ts", "")
     thread = channel.threads.get(ts)
     if thread is None:
