@@ -26,6 +26,7 @@ from sophia_mcp.registry import Cursor, Limit, PageInput, ToolInput, ToolSpec, V
 PLATFORM = "asana"
 MAX_PAGE = 100  # Asana's largest page
 SEARCH_CAP = 100  # task search is unpaginated and returns at most this many tasks
+SCAN_PAGES = 20  # pages a filtered listing reads in one call before it returns what it found, with a cursor
 FALLBACK_HINT = (
     "Instead, filter one project's tasks by text: call asana_search_tasks again with project_id, or "
     "asana_list_tasks with project_id and text."
@@ -39,7 +40,7 @@ STATUS_FROM_COLOR: dict[str, tuple[ProjectStatus, str]] = {
     "blue": ("paused", "on hold"),
     "complete": ("completed", "complete"),
 }
-#: `status_type` of a status update, for responses that carry one
+#: `status_type` of the latest status update (`current_status_update.status_type`, asked for in PROJECT_FIELDS)
 STATUS_FROM_TYPE: dict[str, ProjectStatus] = {
     "on_track": "active",
     "at_risk": "active",
@@ -52,11 +53,14 @@ STATUS_FROM_TYPE: dict[str, ProjectStatus] = {
     "dropped": "canceled",
 }
 
-# `owner.name` is missing from the spec's opt_fields enum (an upstream omission: `owner` is a
-# documented field and Asana expands dotted paths on every field); the contract test knows this.
+# Two opt_fields are missing from the spec's generated enum, though Asana expands dotted paths to any field
+# of the nested object: `owner.name` (an upstream omission) and `current_status_update.status_type` (the
+# enum lists only the compact status update's fields); the contract test knows both. The deprecated
+# `current_status` is the fallback for a project whose latest update has no status_type.
 PROJECT_FIELDS = (
-    "name,archived,completed,completed_at,current_status.color,current_status.title,current_status.text,"
-    "owner.name,team.name,workspace.name,due_on,start_on,permalink_url,notes,created_at,modified_at"
+    "name,archived,completed,completed_at,current_status_update.status_type,current_status_update.title,"
+    "current_status.color,current_status.title,current_status.text,owner.name,team.name,workspace.name,due_on,"
+    "start_on,permalink_url,notes,created_at,modified_at"
 )
 TASK_FIELDS = (
     "name,resource_subtype,completed,completed_at,assignee.name,due_on,due_at,start_on,modified_at,"
@@ -118,12 +122,13 @@ class AsanaConnector(Connector):
     ) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
         """Up to `limit` records of one collection that `keep` accepts, from the position in
         `state` ({"o": Asana offset, "s": records to skip in that page}); returns them and the
-        position to continue from (None when the collection is exhausted)."""
+        position to continue from (None when the collection is exhausted). A filtered read stops
+        after SCAN_PAGES pages: it then returns fewer than `limit` records and a position."""
         offset, skip = state.get("o"), int(state.get("s", 0))
         page_size = MAX_PAGE if keep else min(MAX_PAGE, limit + skip)
         items: list[dict[str, Any]] = []
-        guard = PageGuard(PLATFORM)
-        while True:
+        guard = PageGuard(PLATFORM, max_pages=SCAN_PAGES)  # refuses a repeated offset
+        for _ in range(SCAN_PAGES):
             body = await self.get_json(path, {**params, "limit": page_size, "offset": offset})
             records = body.get("data") or []
             next_offset = (body.get("next_page") or {}).get("offset")
@@ -138,6 +143,7 @@ class AsanaConnector(Connector):
                 return items, {"o": next_offset, "s": 0}
             guard.next(next_offset)
             offset, skip = next_offset, 0
+        return items, {"o": offset, "s": 0}
 
     async def every(self, path: str, params: dict[str, Any], max_pages: int = 10) -> tuple[list[dict[str, Any]], bool]:
         """Every record of a collection, up to `max_pages` pages; also says whether it was cut."""
@@ -390,7 +396,8 @@ async def get_project(asana: AsanaConnector, args: GetProjectInput) -> AsanaProj
     tasks, cut = await asana.every(f"/projects/{args.project_id}/tasks", {"opt_fields": "completed"})
     done = sum(1 for t in tasks if t.get("completed"))
     status = node.get("current_status") or {}
-    update = " — ".join(p for p in (status.get("title"), status.get("text")) if p) or None
+    update = " — ".join(p for p in (status.get("title"), status.get("text")) if p)
+    update = update or (node.get("current_status_update") or {}).get("title")
     return AsanaProjectDetail(
         project=to_project(node),
         workspace=(node.get("workspace") or {}).get("name"),
@@ -446,9 +453,15 @@ async def project_tasks(
     fields = f"{TASK_FIELDS},notes" if args.text or args.verbose else TASK_FIELDS
     params = {"opt_fields": fields, "completed_since": None if args.include_completed else "now"}
     nodes, more = await asana.collect(f"/projects/{project_id}/tasks", params, args.limit, state, keep)
+    scan_cut = more is not None and len(nodes) < args.limit
     return TaskList(
         tasks=[to_task(n, args.verbose) for n in nodes],
         next_cursor=encode_cursor(PLATFORM, wrap(more)) if more else None,
+        truncated=scan_cut,
+        note=f"Looked through {SCAN_PAGES * MAX_PAGE} tasks in this call and found {len(nodes)} that match; the "
+        "project has more: pass next_cursor to keep looking."
+        if scan_cut
+        else None,
     )
 
 
@@ -547,7 +560,7 @@ async def fallback(asana: AsanaConnector, args: SearchTasksInput, state: dict[st
     result.note = (
         "This workspace is not on a premium Asana plan, so task search is unavailable (402 Payment Required); "
         "these are the project's tasks whose name or notes contain the words."
-    )
+    ) + (f" {result.note}" if result.note else "")
     return result
 
 

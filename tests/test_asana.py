@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import anyio
 import asana  # type: ignore[import-untyped]
+import httpx2
 import pytest
 from inline_snapshot import snapshot
 from mcp import Client
@@ -16,14 +18,14 @@ from connectors import asana as connector
 from connectors.base import encode_cursor
 from sophia_mcp.errors import BadInput, NotFound, RateLimited, UpstreamUnauthorized
 from sophia_mcp.sandbox import Fault, running_sandbox
-from sophia_mcp.sandbox.asana import TOKEN, dataset
+from sophia_mcp.sandbox.asana import TOKEN, dataset, select
 from tests.conftest import Sandbox
 from tests.contract.openapi import OpenAPISpec
 
 pytestmark = pytest.mark.anyio
 
 #: opt_fields the connector asks for that the spec's generated enum leaves out (see connectors/asana.py)
-KNOWN_MISSING_FROM_ENUM = {"owner.name"}
+KNOWN_MISSING_FROM_ENUM = {"owner.name", "current_status_update.status_type"}
 #: searchTasksForWorkspace's description documents `limit` ("Page sizes are limited to a maximum of 100 items, and
 #: can be specified by the `limit` query parameter") but its parameter list leaves it out
 KNOWN_MISSING_PARAMETERS = {"searchTasksForWorkspace: query parameter 'limit' is not documented"}
@@ -206,7 +208,77 @@ async def test_status_filter_keeps_pages_full_across_asana_pages(sandbox: Sandbo
 def test_project_status_follows_asanas_status_colors_and_types(
     node: dict[str, Any], expected: tuple[str, str | None]
 ) -> None:
-    assert connector.project_status(node) == expected
+    answered = select({"gid": "1", **node}, connector.PROJECT_FIELDS.split(","))  # what the connector asks for
+    assert connector.project_status(answered) == expected
+
+
+async def test_status_comes_from_the_latest_status_update_the_connector_asks_for(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    on_hold = dataset()["projects"][project_id("Underground Haulage")]
+    monkeypatch.setitem(on_hold, "current_status", None)  # the deprecated field need not follow status updates
+    asana_connector = asana_of(sandbox)
+    paused = await asana_connector.list_projects("paused", 10, None)
+    detail = await connector.get_project(asana_connector, connector.GetProjectInput(project_id=on_hold["gid"]))
+    assert [(p.name, p.status_raw) for p in paused.items] == [("Underground Haulage", "on hold")]
+    assert (detail.project.status, detail.project.status_raw) == ("paused", "on hold")
+    assert detail.status_update == "On hold: Underground Haulage"
+    asked = [
+        r.url.params["opt_fields"].split(",")
+        for r in sandbox.transport.requests("asana")
+        if re.search(r"/projects(/\d+)?$", r.url.path)
+    ]
+    assert len(asked) >= 2 and all("current_status_update.status_type" in fields for fields in asked)
+
+
+async def test_the_sandbox_gives_a_status_updates_type_only_when_asked_as_asana_does(sandbox: Sandbox) -> None:
+    navigation = project_id("Fleet Navigation v2")
+    client = asana_of(sandbox).client
+    url = f"http://sandbox.test/asana/api/1.0/projects/{navigation}"
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    full = (await client.get(url, headers=headers)).json()["data"]
+    asked = await client.get(url, params={"opt_fields": "current_status_update.status_type"}, headers=headers)
+    assert "status_type" not in full["current_status_update"]
+    update = asked.json()["data"]["current_status_update"]
+    assert update == {"gid": full["current_status_update"]["gid"], "status_type": "on_track"}
+
+
+def endless_collection(name: str, pages: int) -> httpx2.MockTransport:
+    """Asana answering one workspace, and any project or task collection with `pages` pages of 100 `name`s."""
+
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        if request.url.path.endswith("/workspaces"):
+            return httpx2.Response(200, json={"data": [{"gid": "1", "name": "Big", "is_organization": True}]})
+        page = int(request.url.params.get("offset") or 0)
+        records = [{"gid": str(page * 100 + n), "name": f"{name} {n}"} for n in range(100)]
+        following = {"offset": str(page + 1)} if page + 1 < pages else None
+        return httpx2.Response(200, json={"data": records, "next_page": following})
+
+    return httpx2.MockTransport(handler)
+
+
+async def test_a_filter_over_a_huge_project_returns_a_cursor_not_an_error(sandbox: Sandbox) -> None:
+    def huge() -> connector.AsanaConnector:  # one per call: each has its own rate budget
+        return connector.AsanaConnector(sandbox.settings(), endless_collection("Chore", pages=120))
+
+    arguments = {"project_id": "7", "text": "launch", "limit": 5}
+    first = await connector.list_tasks(huge(), connector.ListTasksInput(**arguments))
+    assert first.tasks == [] and first.next_cursor and first.truncated
+    assert first.note and "Looked through 2000 tasks" in first.note
+    second = await connector.list_tasks(huge(), connector.ListTasksInput(**arguments, cursor=first.next_cursor))
+    assert second.next_cursor and second.next_cursor != first.next_cursor
+    state = encode_cursor("asana", {"fallback": {}})  # the premium-search fallback filters the same way
+    fallback = await connector.search_tasks(
+        huge(), connector.SearchTasksInput(query="launch", project_id="7", cursor=state)
+    )
+    assert fallback.next_cursor and fallback.note
+    assert "not on a premium Asana plan" in fallback.note and "Looked through 2000 tasks" in fallback.note
+
+
+async def test_a_status_filter_over_many_projects_returns_a_cursor_not_an_error(sandbox: Sandbox) -> None:
+    asana_connector = connector.AsanaConnector(sandbox.settings(), endless_collection("Project", pages=120))
+    page = await asana_connector.list_projects("paused", 5, None)
+    assert page.items == [] and page.next_cursor
 
 
 async def test_task_pages_never_repeat_and_offsets_are_opaque_asana_tokens(

@@ -5,8 +5,9 @@
 - Envelopes: `{"data": ...}`; collections paginate with `limit` (1-100) and `offset`, answering
   `next_page: {offset, path, uri}` (null on the last page) only when `limit` was given. Offsets are
   opaque signed tokens bound to the collection they came from, like Asana's.
-- `opt_fields` selects fields (dotted paths for nested objects); without it, collections return
-  compact records and single objects their full record.
+- `opt_fields` selects fields (dotted paths for nested objects, reaching any field of the nested
+  object's full record, e.g. `current_status_update.status_type`); without it, collections return
+  compact records and single objects their full record, with nested objects compact.
 - Task search (`/workspaces/{gid}/tasks/search`) is premium-only, as upstream: the "Northwind
   Robotics" organization is on a paid plan and searchable; the token owner's free personal
   workspace ("My Workspace") answers 402 Payment Required with Asana's own message. Search is
@@ -64,6 +65,8 @@ SECTIONS = {
 SUBTASK_NAMES = ("Draft the checklist", "Pair review", "Update the runbook")
 #: dataset status -> (current_status color, title) as a project owner would post them
 STATUS_COLORS = {"paused": ("blue", "On hold"), "completed": ("complete", "Complete")}
+#: a status update's `status_type`, by the color the deprecated `current_status` shows for it
+STATUS_TYPES = {"green": "on_track", "yellow": "at_risk", "red": "off_track", "blue": "on_hold", "complete": "complete"}
 Record = dict[str, Any]
 
 
@@ -131,6 +134,24 @@ def _status(initiative: Initiative, owner: Record) -> Record | None:
     }
 
 
+def _status_update(project: Record) -> Record | None:
+    """The full status update behind a project's compact `current_status_update` (GET /status_updates/{gid})."""
+    status, update = project["current_status"], project["current_status_update"]
+    if update is None:
+        return None
+    return {
+        **update,
+        "text": status["text"],
+        "html_text": f"<body>{status['text']}</body>",
+        "status_type": STATUS_TYPES[status["color"]],
+        "author": status["author"],
+        "created_by": status["created_by"],
+        "created_at": status["created_at"],
+        "modified_at": status["modified_at"],
+        "parent": compact(project),
+    }
+
+
 @cache
 def dataset() -> dict[str, Any]:
     """Workspaces, projects, tasks and subtasks, keyed by gid, in Asana's field names."""
@@ -173,11 +194,13 @@ def dataset() -> dict[str, Any]:
         task = _task(item, f"follow-up/{initiative.key}", follow_ups, personal)
         task["name"] = f"Follow up: {item.title} ({initiative.code})"
         tasks.append(task)
+    updates = [u for u in map(_status_update, projects) if u]
     return {
         "workspaces": workspaces,
         "premium": premium,
         "projects": {p["gid"]: p for p in projects},
         "tasks": {t["gid"]: t for t in tasks},
+        "status_updates": {u["gid"]: u for u in updates},
     }
 
 
@@ -368,8 +391,13 @@ def _select_value(value: Any, sub: dict[str, Any]) -> Any:
     if isinstance(value, list):
         return [_select_value(v, sub) for v in value]
     if isinstance(value, dict):
-        return _select(value, sub) if sub else compact(value) or value
+        return _select(full_record(value), sub) if sub else compact(value) or value
     return value
+
+
+def full_record(nested: Record) -> Record:
+    """A nested object as its own endpoint returns it, for dotted opt_fields (records hold it compact)."""
+    return dataset()["status_updates"].get(nested.get("gid", ""), nested)
 
 
 def shape(record: Record, fields: list[str] | None, full: bool) -> Record:
