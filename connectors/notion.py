@@ -9,6 +9,10 @@ Rate limit: an average of 3 requests a second per integration, with short bursts
 
 Page content is rendered to Markdown from blocks (`GET /v1/blocks/{id}/children`), fetching nested
 children to a bounded depth and with a bounded number of requests, and saying where it stopped.
+
+A page object lists at most 25 references per title, rich_text, people or relation property (a
+relation says `has_more`); the rest come from `GET /v1/pages/{id}/properties/{property_id}`, read
+within a request budget per tool call. A value left incomplete says so.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from connectors.base import Connector, PageGuard, RateSpec, decode_cursor, encode_cursor, filter_status
-from sophia_mcp.errors import BadInput, Forbidden, NotFound
+from sophia_mcp.errors import BadInput, Forbidden, NotFound, SophiaError, UpstreamUnauthorized
 from sophia_mcp.models import Model, Project, ProjectPage, ProjectStatus, SearchHit, ToolOutput
 from sophia_mcp.registry import PageInput, ToolInput, ToolSpec
 
@@ -27,6 +31,9 @@ PLATFORM = "notion"
 NOTION_VERSION = "2025-09-03"
 MAX_PAGE_SIZE = 100
 MAX_MARKDOWN_CHARS = 30_000
+PROPERTY_CAP = 25  # references a page object lists per title, rich_text, people or relation property
+PROPERTY_REQUESTS = 10  # property item requests one tool call may spend completing those lists
+COUNTED = ("relation", "people", "multi_select", "files")  # list properties whose length is worth saying
 
 
 class NotionConnector(Connector):
@@ -152,7 +159,7 @@ def property_text(value: dict[str, Any]) -> str | None:
     if kind == "multi_select":
         return ", ".join(o.get("name", "") for o in raw) or None
     if kind == "date":
-        return f"{raw.get('start')} → {raw['end']}" if raw.get("end") else raw.get("start")
+        return date_text(raw)
     if kind in ("people", "created_by", "last_edited_by"):
         people = raw if isinstance(raw, list) else [raw]
         return ", ".join(p.get("name") or p.get("id", "") for p in people) or None
@@ -168,6 +175,8 @@ def property_text(value: dict[str, Any]) -> str | None:
         shown = raw.get(raw.get("type", ""))
         if isinstance(shown, list):
             return f"{len(shown)} items"
+        if raw.get("type") == "date" and shown:
+            return date_text(shown)
         return None if shown is None else str(shown)
     if kind == "files":
         return ", ".join(f.get("name", "") for f in raw) or None
@@ -178,16 +187,88 @@ def property_text(value: dict[str, Any]) -> str | None:
     return str(raw)
 
 
+def date_text(raw: dict[str, Any]) -> str | None:
+    return f"{raw.get('start')} → {raw['end']}" if raw.get("end") else raw.get("start")
+
+
 def properties_text(
     properties: dict[str, Any], only: list[str] | None = None, limit: int = 300
 ) -> dict[str, str | None]:
-    shown = {}
+    shown: dict[str, str | None] = {}
     for name, value in properties.items():
         if only and name not in only:
             continue
         text = property_text(value)
-        shown[name] = text[: limit - 1] + "…" if text and len(text) > limit else text
+        raw = value.get(value.get("type", ""))
+        count = len(raw) if value.get("type") in COUNTED and isinstance(raw, list) else None
+        cut = bool(text and len(text) > limit)
+        if text and cut:
+            text = text[: limit - 1] + "…"
+        if text and value.get("has_more"):  # Notion's flag on a relation it cut at 25; PropertyLists' on the others
+            text = f"{text} ({f'the first {count}' if count else 'cut'}; more not loaded)"
+        elif cut and count:
+            text = f"{text} ({count} in all)"
+        shown[name] = text
     return shown
+
+
+class PropertyLists:
+    """Completes the list properties a page object cut at 25 references, from the property item
+    endpoint, within PROPERTY_REQUESTS requests; a value it could not complete gets `has_more`."""
+
+    def __init__(self, notion: NotionConnector) -> None:
+        self.notion = notion
+        self.budget = PROPERTY_REQUESTS
+        self.incomplete = 0
+        self.refused: SophiaError | None = None
+
+    async def complete(self, page: dict[str, Any], only: list[str] | None = None) -> None:
+        for name, value in (page.get("properties") or {}).items():
+            kind = value.get("type", "")
+            listed = value.get(kind)
+            if (only and name not in only) or not isinstance(listed, list):
+                continue
+            if not (
+                value.get("has_more") or (kind in ("title", "rich_text", "people") and len(listed) >= PROPERTY_CAP)
+            ):
+                continue
+            items, more = await self.items(page["id"], value)
+            if len(items) >= len(listed):
+                value[kind] = items
+            value["has_more"] = more
+            self.incomplete += more
+
+    async def items(self, page_id: str, value: dict[str, Any]) -> tuple[list[Any], bool]:
+        """The property's items, and whether some were left out (budget spent, or Notion refused)."""
+        kind, cursor = value["type"], None
+        items: list[Any] = []
+        while self.budget > 0:
+            self.budget -= 1
+            try:
+                answer = await self.notion.get_json(
+                    f"/v1/pages/{page_id}/properties/{value['id']}",
+                    {"page_size": MAX_PAGE_SIZE, "start_cursor": cursor},
+                )
+            except UpstreamUnauthorized:
+                raise
+            except SophiaError as error:
+                self.refused = error
+                return items, True
+            items += [item.get(kind) for item in answer.get("results") or [] if item.get(kind) is not None]
+            if not answer.get("has_more") or not answer.get("next_cursor"):
+                return items, False
+            cursor = answer["next_cursor"]
+        return items, True
+
+    def note(self, hint: str = "") -> str | None:
+        if not self.incomplete:
+            return None
+        why = (
+            f"Notion refused the rest: {self.refused.message}"
+            if self.refused
+            else f"the budget of {PROPERTY_REQUESTS} requests for the rest ran out."
+        )
+        return f"{self.incomplete} property values list only their first entries (a page object holds 25): {why}{hint}"
 
 
 # -- Markdown from blocks -------------------------------------------------------------------------------
@@ -592,7 +673,15 @@ async def query_one_source(notion: NotionConnector, source_id: str, args: QueryI
         f"/v1/data_sources/{source_id}/query", {k: v for k, v in body.items() if v is not None}
     )
     pages = [r for r in answer.get("results") or [] if r.get("object") == "page"]
-    return QueryOutput(pages=[to_page(p, args.properties) for p in pages], next_cursor=next_cursor(answer))
+    lists = PropertyLists(notion)
+    for page in pages:
+        await lists.complete(page, args.properties)
+    return QueryOutput(
+        pages=[to_page(p, args.properties) for p in pages],
+        next_cursor=next_cursor(answer),
+        truncated=lists.incomplete > 0,
+        note=lists.note(" notion_get_page reads one page's values with a budget of its own."),
+    )
 
 
 class GetPageInput(ToolInput):
@@ -608,11 +697,15 @@ class PageDetail(ToolOutput):
 
 async def get_page(notion: NotionConnector, args: GetPageInput) -> PageDetail:
     record = await notion.get_json(f"/v1/pages/{notion_id(args.page_id, 'page id')}")
+    lists = PropertyLists(notion)
+    await lists.complete(record)
     return PageDetail(
         page=to_page(record),
         parent=parent_label(record.get("parent")),
         created=record.get("created_time"),
         in_trash=bool(record.get("in_trash") or record.get("archived")),
+        truncated=lists.incomplete > 0,
+        note=lists.note(),
     )
 
 

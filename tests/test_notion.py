@@ -99,6 +99,7 @@ class SdkTypes:
                     "block": "ListBlockChildrenResponse",
                     "user": "ListUsersResponse",
                     "page_or_data_source": "SearchResponse",
+                    "property_item": "PropertyItemPropertyItemListResponse",
                 }[node["type"]]
             ]
         if "plain_text" in node and "annotations" in node:
@@ -458,6 +459,63 @@ async def test_a_page_comes_with_its_properties_as_short_text(mcp_client: Client
     )
     assert result["page"]["url"].startswith("https://www.notion.so/Polar-Warehouse-Pilot-")
     assert result["parent"] == f"data source {data_source('Northwind Projects')}"
+
+
+def long_lists(monkeypatch: pytest.MonkeyPatch, page_id: str, related: int, owners: int) -> None:
+    """Give a sandbox page `related` Initiative relations (task pages) or `owners` Owner people (project pages)."""
+    properties = dataset()["pages"][page_id]["properties"]
+    if "Initiative" in properties:
+        value = [{"id": nid("page", "related", n)} for n in range(related)]
+        monkeypatch.setitem(properties, "Initiative", {**properties["Initiative"], "relation": value})
+    if "Owner" in properties:
+        people = [dataset()["users"][n % 10] for n in range(owners)]
+        monkeypatch.setitem(properties, "Owner", {**properties["Owner"], "people": people})
+
+
+async def test_list_properties_past_notions_25_come_whole_from_the_property_endpoint(
+    sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch, spec: OpenAPISpec, sdk: SdkTypes
+) -> None:
+    task, project = nid("page", "task", "NAV-1"), initiative_page("fleet-navigation")
+    long_lists(monkeypatch, task, related=130, owners=0)
+    long_lists(monkeypatch, project, related=0, owners=30)
+    served = (await notion_of(sandbox).client.get(f"{BASE}/v1/pages/{task}", headers=HEADERS)).json()
+    assert (len(served["properties"]["Initiative"]["relation"]), served["properties"]["Initiative"]["has_more"]) == (
+        25,
+        True,
+    )
+    notion = notion_of(sandbox)
+    relation = (await connector.get_page(notion, connector.GetPageInput(page_id=task))).page.properties["Initiative"]
+    owners = (await connector.get_page(notion, connector.GetPageInput(page_id=project))).page.properties["Owner"]
+    assert relation and relation.endswith("… (130 in all)") and relation.startswith(nid("page", "related", 0))
+    assert owners and owners.endswith("… (30 in all)")
+    reads = [(r, a) for r, a in sandbox.transport.exchanges if "/properties/" in r.url.path]
+    assert [r.url.params.get("start_cursor") for r, _ in reads] == [None, "100", None]
+    for request, answer in reads:
+        assert spec.request_problems(request) == [] and sdk.problems(answer.json()) == []
+
+
+async def test_list_properties_left_at_25_say_so(sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> None:
+    task = nid("page", "task", "NAV-1")
+    long_lists(monkeypatch, task, related=30, owners=0)
+    monkeypatch.setattr(connector, "PROPERTY_REQUESTS", 0)  # a request budget already spent
+    found = await connector.query_data_source(
+        notion_of(sandbox),
+        connector.QueryInput(data_source_id=dataset()["pages"][task]["parent"]["data_source_id"], limit=100),
+    )
+    row = next(p for p in found.pages if p.id == task)
+    assert row.properties["Initiative"] and row.properties["Initiative"].endswith("(the first 25; more not loaded)")
+    assert found.truncated and found.note and "notion_get_page" in found.note
+
+
+@pytest.mark.parametrize("kind", ["formula", "rollup"])
+def test_a_computed_date_reads_like_a_date(kind: str) -> None:
+    span = {
+        "type": kind,
+        kind: {"type": "date", "date": {"start": "2026-11-01", "end": "2026-11-05", "time_zone": None}},
+    }
+    day = {"type": kind, kind: {"type": "date", "date": {"start": "2026-11-01", "end": None, "time_zone": None}}}
+    assert connector.property_text(span) == "2026-11-01 → 2026-11-05"
+    assert connector.property_text(day) == "2026-11-01"
 
 
 async def test_a_page_reads_as_markdown_with_nested_blocks(mcp_client: Client) -> None:

@@ -5,6 +5,9 @@
   `validation_error` (this double serves that one version's shapes only).
 - Lists are `{"object": "list", "results", "next_cursor", "has_more", "type", <type>: {}}`; cursors
   are the id of the next result, `page_size` is at most 100 (default 100), as upstream.
+- Page objects list at most 25 references per title, rich_text, people or relation property (a relation
+  then says `has_more: true`); `GET /v1/pages/{id}/properties/{property_id}` pages through all of them
+  as `property_item` lists, and answers other properties as one `property_item`.
 - Errors are `{"object": "error", "status", "code", "message", "request_id"}` with Notion's codes
   (unauthorized, missing_version, validation_error, object_not_found, rate_limited, ...); 429 carries
   `Retry-After` (seconds).
@@ -68,6 +71,9 @@ TASK_STATUS = {
 }
 PRIORITIES = ("None", "Urgent", "High", "Medium", "Low")
 TEAMS = ("Autonomy", "Fleet", "Platform", "Experience", "Sales")
+#: property types whose values are lists the page object cuts at PROPERTY_ITEM_CAP (the property item endpoint pages)
+PAGINATED = ("title", "rich_text", "people", "relation")
+PROPERTY_ITEM_CAP = 25
 
 
 def nid(*parts: object) -> str:
@@ -906,6 +912,55 @@ def listing(items: list[Record], kind: str, start_cursor: Any, size: int) -> JSO
     )
 
 
+def served(record: Record) -> Record:
+    """A record as Notion serves it: a page's list properties cut at 25 items (a relation's with `has_more`)."""
+    if record["object"] != "page":
+        return record
+    properties = {}
+    for name, value in record["properties"].items():
+        kind = value["type"]
+        if kind in PAGINATED and len(value[kind]) > PROPERTY_ITEM_CAP:
+            value = {
+                **value,
+                kind: value[kind][:PROPERTY_ITEM_CAP],
+                **({"has_more": True} if kind == "relation" else {}),
+            }
+        properties[name] = value
+    return {**record, "properties": properties}
+
+
+def property_items(request: Request, page: Record, property_id: str) -> Response:
+    """Retrieve a page property item: one `property_item`, or a paginated list of them for list types."""
+    value = next((v for v in page["properties"].values() if v["id"] == property_id), None)
+    if value is None:
+        raise NotionError(404, "object_not_found", f"Could not find property with ID: {property_id}.")
+    kind = value["type"]
+    if kind not in PAGINATED:
+        return JSONResponse({"object": "property_item", "id": property_id, "type": kind, kind: value[kind]})
+    params = request.query_params
+    size = page_size(params.get("page_size"), "query")
+    cursor = params.get("start_cursor")
+    if cursor is not None and not (cursor.isdigit() and 0 < int(cursor) < len(value[kind])):
+        raise invalid(f"start_cursor provided is invalid: {cursor}")
+    start = int(cursor or 0)
+    more = start + size < len(value[kind])
+    following = str(start + size) if more else None
+    next_url = str(request.url.include_query_params(start_cursor=following)) if following else None
+    return JSONResponse(
+        {
+            "object": "list",
+            "results": [
+                {"object": "property_item", "id": property_id, "type": kind, kind: item}
+                for item in value[kind][start : start + size]
+            ],
+            "next_cursor": following,
+            "has_more": more,
+            "type": "property_item",
+            "property_item": {"type": kind, kind: {}, "next_url": next_url, "id": property_id},
+        }
+    )
+
+
 def normalise_id(raw: str, what: str) -> str:
     hexa = raw.replace("-", "").lower()
     if len(hexa) != 32 or any(c not in "0123456789abcdef" for c in hexa):
@@ -984,6 +1039,7 @@ def build(state: SandboxState) -> Starlette:
             items = [i for i in items if query in title_of(i).lower()]
         sort = body.get("sort") or {}
         items.sort(key=lambda i: (i["last_edited_time"], i["id"]), reverse=sort.get("direction") != "ascending")
+        items = [served(i) for i in items]
         return listing(items, "page_or_data_source", body.get("start_cursor"), page_size(body.get("page_size"), "body"))
 
     def query_source(request: Request, body: Record) -> Response:
@@ -995,6 +1051,7 @@ def build(state: SandboxState) -> Starlette:
             items = [p for p in items if keep(p)]
         if body.get("sorts"):
             items = sorter(source["properties"], body["sorts"])(items)
+        items = [served(i) for i in items]
         return listing(items, "page_or_data_source", body.get("start_cursor"), page_size(body.get("page_size"), "body"))
 
     def get_source(request: Request, body: Any) -> Response:
@@ -1004,7 +1061,11 @@ def build(state: SandboxState) -> Starlette:
         return JSONResponse(found(data["databases"], request.path_params["database_id"], "database", "database"))
 
     def get_page(request: Request, body: Any) -> Response:
-        return JSONResponse(found(pages, request.path_params["page_id"], "page", "page"))
+        return JSONResponse(served(found(pages, request.path_params["page_id"], "page", "page")))
+
+    def get_page_property(request: Request, body: Any) -> Response:
+        page = found(pages, request.path_params["page_id"], "page", "page")
+        return property_items(request, page, request.path_params["property_id"])
 
     def as_block(block_id: str) -> Record:
         if block_id in blocks:
@@ -1062,6 +1123,7 @@ def build(state: SandboxState) -> Starlette:
         Route("/v1/data_sources/{data_source_id}", endpoint(get_source)),
         Route("/v1/databases/{database_id}", endpoint(get_database)),
         Route("/v1/pages/{page_id}", endpoint(get_page)),
+        Route("/v1/pages/{page_id}/properties/{property_id}", endpoint(get_page_property)),
         Route("/v1/blocks/{block_id}", endpoint(get_block)),
         Route("/v1/blocks/{block_id}/children", endpoint(block_children)),
         Route("/v1/users", endpoint(list_users)),
