@@ -325,7 +325,7 @@ async def test_cross_platform_search_finds_issues_and_pull_requests_of_the_org(s
 async def test_every_search_request_spends_the_search_budget_of_thirty_a_minute(sandbox: Sandbox) -> None:
     gh = connector(sandbox)
     await gh.search("telemetry", 5)  # two searches, is:issue and is:pr
-    assert gh.search_bucket.tokens < gh.search_rate.burst - 1.9
+    assert gh.search_bucket.tokens < gh.search_rate.burst - 1.5  # two spent (less what a slow second earned back)
     gh.search_bucket.tokens = -10  # a burst already spent: the next search would wait about 20 s
     sent = len(sandbox.transport.requests("github"))
     with pytest.raises(RateLimited, match="GitHub search") as caught:

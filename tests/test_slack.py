@@ -337,9 +337,10 @@ async def test_author_names_past_the_users_info_budget_stay_ids_without_waiting(
     connector = slack.SlackConnector(sandbox.settings(), transport)
     page = await slack.channel_history(connector, slack.ChannelHistoryInput(channel="C0123ABCD9", limit=100))
     named = [m for m in page.messages if m.user_name == f"Name {m.user}"]
-    assert len(page.messages) == 80 and len(named) == 50  # users.info's burst: 50 at once, 100 a minute
+    # users.info's burst: 50 at once, then 100 a minute (a slow machine may have earned one or two more)
+    assert len(page.messages) == 80 and 50 <= len(named) <= 52
     assert {m.user_name for m in page.messages if m not in named} == {m.user for m in page.messages if m not in named}
-    assert page.note is not None and "30 users are shown by their id" in page.note
+    assert page.note is not None and f"{80 - len(named)} users are shown by their id" in page.note
     assert [w for w in waits if w > 1] == []
 
 
