@@ -100,7 +100,7 @@ class Gate:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        status = 0  # until a response starts; none at all means the client went away first
 
         async def send_with_status(message: Message) -> None:
             nonlocal status
@@ -116,9 +116,13 @@ class Gate:
                 await refusal(scope, receive, send_with_status)
             else:
                 await (endpoint or self.app)(scope, receive, send_with_status)
+        except BaseException:
+            status = status or 500  # what the error layer (or uvicorn, on cancellation) answers
+            raise
         finally:
             route = route or getattr(scope.get("route"), "path", None) or "unmatched"
-            metrics.child(metrics.HTTP_REQUEST_DURATION, scope["method"], route, str(status)).observe(
+            # 499, nginx's "client closed request": a client that left is not a server error
+            metrics.child(metrics.HTTP_REQUEST_DURATION, scope["method"], route, str(status or 499)).observe(
                 time.perf_counter() - started
             )
 

@@ -239,21 +239,26 @@ class Service:
             raise
         finally:
             elapsed = time.perf_counter() - started
-            metrics.child(metrics.TOOL_CALLS, name, outcome).inc()
-            metrics.child(metrics.TOOL_CALL_DURATION, name).observe(elapsed)
-            if self.audit is not None:
-                await self.audit(
-                    {
-                        "at": datetime.now(UTC),
-                        "principal": request_principal.get() or "anonymous",
-                        "transport": transport,
-                        "tool": name,
-                        "arguments": dict(arguments),
-                        "outcome": outcome,
-                        "duration_ms": round(elapsed * 1000, 2),
-                        "source": source,
-                    }
-                )
+            try:
+                if self.audit is not None:
+                    await self.audit(
+                        {
+                            "at": datetime.now(UTC),
+                            "principal": request_principal.get() or "anonymous",
+                            "transport": transport,
+                            "tool": name,
+                            "arguments": dict(arguments),
+                            "outcome": outcome,
+                            "duration_ms": round(elapsed * 1000, 2),
+                            "source": source,
+                        }
+                    )
+            except Exception as exc:  # an answer withheld for want of its audit entry is not "ok"
+                outcome = exc.type if isinstance(exc, SophiaError) else "internal"
+                raise
+            finally:
+                metrics.child(metrics.TOOL_CALLS, name, outcome).inc()
+                metrics.child(metrics.TOOL_CALL_DURATION, name).observe(elapsed)
 
     async def invoke(self, spec: ToolSpec, args: ToolInput, *, transport: str = "mcp") -> ToolOutput:
         """Run one tool: the MCP front calls this for every tool."""

@@ -15,6 +15,7 @@ import httpx2
 import pytest
 from mcp import Client
 
+from sophia_mcp import metrics
 from sophia_mcp.errors import UpstreamUnavailable
 from sophia_mcp.registry import all_tools
 from sophia_mcp.sandbox import Fault
@@ -147,8 +148,12 @@ async def test_a_call_whose_audit_entry_cannot_be_saved_fails_instead_of_going_u
     await service.start()
     try:
         spec = next(s for s in all_tools() if s.name == "list_projects")
+        labels = {"tool": "list_projects", "outcome": "audit-unavailable"}
+        before = metrics.REGISTRY.get_sample_value("sophia_tool_calls_total", labels) or 0.0
         with pytest.raises(AuditUnavailable, match="could not be saved"):
             await service.invoke(spec, ListProjectsInput(platforms=["linear"]))
+        # counted as what the caller got, so the tool error alert sees it (MCP answers such a call HTTP 200)
+        assert metrics.REGISTRY.get_sample_value("sophia_tool_calls_total", labels) == before + 1
     finally:
         await service.aclose()
 

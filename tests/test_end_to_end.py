@@ -113,6 +113,24 @@ async def test_get_on_mcp_is_refused_at_once_as_a_stateless_server_has_no_stream
         assert response.status_code == 405 and response.headers["allow"] == "POST"
 
 
+async def test_a_client_that_leaves_mid_request_is_counted_as_499_not_as_a_server_error(http_server: str) -> None:
+    def count(metrics: str, status: str) -> float:
+        line = f'http_request_duration_seconds_count{{method="POST",route="/mcp",status="{status}"}} '
+        return next((float(x.split()[-1]) for x in metrics.splitlines() if x.startswith(line)), 0.0)
+
+    async with httpx2.AsyncClient(base_url=http_server) as http:
+        before = (await http.get("/metrics")).text
+        host, port = http_server.removeprefix("http://").split(":")
+        stream = await anyio.connect_tcp(host, int(port))
+        head = f"POST /mcp HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\nContent-Length: 500\r\n\r\n"
+        await stream.send(head.encode() + b'{"jsonrpc": "2.0", ')  # and never the rest
+        await stream.aclose()
+        with anyio.fail_after(10):
+            while count(after := (await http.get("/metrics")).text, "499") == count(before, "499"):
+                await anyio.sleep(0.05)
+    assert count(after, "499") == count(before, "499") + 1 and count(after, "500") == count(before, "500")
+
+
 async def test_malformed_json_rpc_gets_an_error_and_the_server_keeps_serving(http_server: str) -> None:
     headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
     async with httpx2.AsyncClient(base_url=http_server, headers=headers) as http:
