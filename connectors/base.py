@@ -301,6 +301,7 @@ class Connector:
                     self.breaker.record(ok=True)
                     return response
                 error = error_or_none
+                metrics.UPSTREAM_ERRORS.labels(self.platform, error.type).inc()
                 if not error.retriable:
                     self.breaker.record(ok=True)  # the platform answered; the request was at fault
                     raise error
@@ -308,6 +309,7 @@ class Connector:
                     self.bucket.hold_off(min(error.retry_after, MAX_RETRY_AFTER))  # slow every caller down
             if status_label in ("timeout", "error"):
                 metrics.UPSTREAM_REQUESTS.labels(self.platform, status_label).inc()
+                metrics.UPSTREAM_ERRORS.labels(self.platform, error.type).inc()
             delay = self.backoff_delay(attempt, error) if attempt + 1 < attempts else None
             if delay is None:
                 if not isinstance(error, RateLimited):

@@ -38,6 +38,13 @@ UPSTREAM_REQUESTS = Counter(
     ["platform", "status"],
     registry=REGISTRY,
 )
+UPSTREAM_ERRORS = Counter(
+    "sophia_upstream_errors_total",
+    "Platform API answers that were errors, by platform and error type (upstream-unauthorized, rate-limited, "
+    "upstream-timeout, ...), whatever HTTP status carried them (Slack's are 200, Linear's 400).",
+    ["platform", "type"],
+    registry=REGISTRY,
+)
 UPSTREAM_DURATION = Histogram(
     "sophia_upstream_request_duration_seconds",
     "Platform API request duration by platform.",

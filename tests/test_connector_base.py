@@ -49,3 +49,30 @@ def test_cursors_round_trip_and_refuse_garbage_or_another_platform() -> None:
     for bad in ("not-a-cursor", encode_cursor("github", {"page": 2})):
         with pytest.raises(BadInput, match="next_cursor"):
             decode_cursor("linear", bad)
+
+
+@pytest.mark.anyio
+async def test_upstream_errors_are_counted_by_type_whatever_status_carried_them() -> None:
+    """Slack says a token is bad in a 200 and Linear in a 400: the credentials alert counts error types."""
+    from connectors.linear import LinearConnector
+    from connectors.slack import SlackConnector
+    from sophia_mcp import metrics
+    from sophia_mcp.config import Settings
+    from sophia_mcp.errors import UpstreamUnauthorized
+
+    def count(platform: str) -> float:
+        labels = {"platform": platform, "type": "upstream-unauthorized"}
+        return metrics.REGISTRY.get_sample_value("sophia_upstream_errors_total", labels) or 0.0
+
+    settings = Settings(_env_file=None, slack_bot_token="xoxb-1-x", linear_api_key="lin_api_x")  # type: ignore[call-arg]
+    slack = SlackConnector(settings, httpx2.MockTransport(lambda r: httpx2.Response(200, json={"ok": False, "error": "invalid_auth"})))
+    linear_answer = {"errors": [{"message": "Authentication required", "extensions": {"code": "AUTHENTICATION_ERROR"}}]}
+    linear = LinearConnector(settings, httpx2.MockTransport(lambda r: httpx2.Response(400, json=linear_answer)))
+    before = count("slack"), count("linear")
+    with pytest.raises(UpstreamUnauthorized):
+        await slack.check()
+    with pytest.raises(UpstreamUnauthorized):
+        await linear.check()
+    assert (count("slack"), count("linear")) == (before[0] + 1, before[1] + 1)
+    await slack.aclose()
+    await linear.aclose()
