@@ -246,7 +246,13 @@ def test_a_stopping_pod_leaves_the_endpoints_then_drains_within_the_grace_period
     assert pre_stop[0] == "sleep"
     cli = (ROOT / "sophia_mcp" / "cli.py").read_text()
     drain = int(re.search(r"timeout_graceful_shutdown=(\d+)", cli).group(1))  # type: ignore[union-attr]
-    assert int(pre_stop[1]) + drain < pod["terminationGracePeriodSeconds"] == 30
+    import inspect
+
+    from sophia_mcp.store.postgres import PostgresStore
+
+    # then the store closes: at most one statement timeout for a connection that never says goodbye
+    store_close = inspect.signature(PostgresStore).parameters["command_timeout"].default
+    assert int(pre_stop[1]) + drain + store_close < pod["terminationGracePeriodSeconds"]
 
 
 def test_rollouts_keep_every_replica_serving_and_spread_over_zones_and_nodes(
@@ -267,10 +273,10 @@ def test_the_autoscaler_and_disruption_budget_keep_three_to_ten_replicas(rendere
     assert hpa["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "sophia-mcp"}
     assert (hpa["minReplicas"], hpa["maxReplicas"]) == (3, 10)
     targets = {m["resource"]["name"]: m["resource"]["target"]["averageUtilization"] for m in hpa["metrics"]}
-    assert targets == {"cpu": 70, "memory": 80}
+    assert targets == {"cpu": 70}  # not memory: a Python process keeps what it took, so it would never scale in
     pdb = one(rendered, "PodDisruptionBudget")["spec"]
     pod_labels = one(rendered, "Deployment")["spec"]["template"]["metadata"]["labels"]
-    assert pdb["minAvailable"] == 2
+    assert pdb["maxUnavailable"] == 1 and "minAvailable" not in pdb  # one at a time at any replica count
     assert pdb["selector"]["matchLabels"].items() <= pod_labels.items()
 
 
