@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -19,9 +20,12 @@ from pydantic import ValidationError
 from sophia_mcp import __version__
 from sophia_mcp.config import ENV_PREFIX, Settings, UnknownSetting, load_settings
 from sophia_mcp.registry import ToolSpec, all_tools, select_tools, split_names
-from sophia_mcp.store import Store, StoreError, open_store
+from sophia_mcp.store import Store, StoreError, StoreUnreachable, open_store
 
 log = logging.getLogger("sophia_mcp")
+
+#: seconds `serve --transport http` waits for an unreachable store (the pod's startup probe allows 60)
+STORE_WAIT = 45.0
 
 
 class UsageError(Exception):
@@ -85,7 +89,8 @@ async def serve(args: argparse.Namespace) -> None:
             overrides = demo_settings(base_url)
             log.info("demo mode: sandbox of all platforms at %s", base_url)
         settings = settings_or_exit(**overrides)
-        store = await open_store_or_exit(settings.store_url)
+        # over HTTP, a server (a replica) waits a while for its store; over stdio a person is waiting
+        store = await open_store_or_exit(settings.store_url, wait=STORE_WAIT if args.transport == "http" else 0.0)
         stack.push_async_callback(store.aclose)  # on every way out (closing twice is harmless)
         service = Service(settings, store=store)
         mcp_server = build_mcp_server(service, specs)
@@ -152,14 +157,24 @@ async def sandbox(args: argparse.Namespace) -> None:
             await anyio.sleep_forever()
 
 
-async def open_store_or_exit(url: str) -> Store:
-    """The configured store, opened (schema migrated), or a usage error that names it."""
-    try:
-        store = open_store(url)
-        await store.open()
-    except StoreError as exc:
-        raise UsageError(str(exc)) from None
-    return store
+async def open_store_or_exit(url: str, *, wait: float = 0.0) -> Store:
+    """The configured store, opened (schema migrated), or a usage error that names it. An unreachable
+    store is tried again for up to `wait` seconds: a replica starting while its database restarts
+    comes up when the database does, rather than exiting into the kubelet's growing restart delay."""
+    deadline, delay = time.monotonic() + wait, 1.0
+    while True:
+        try:
+            store = open_store(url)
+            await store.open()
+            return store
+        except StoreUnreachable as exc:
+            if time.monotonic() + delay > deadline:
+                raise UsageError(str(exc)) from None
+            log.warning("%s; trying again in %.0f s", exc, delay)
+        except StoreError as exc:
+            raise UsageError(str(exc)) from None
+        await anyio.sleep(delay)
+        delay = min(delay * 2, 8.0)
 
 
 def parse_since(value: str) -> datetime:

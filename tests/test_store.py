@@ -275,13 +275,13 @@ class FreezingProxy:
     """A TCP proxy to PostgreSQL whose connections can be frozen: bytes stop flowing both ways, nothing is
     closed, as when a failed-over primary's address is simply gone. New connections flow again."""
 
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
+    def __init__(self, upstream: tuple[str, int], port: int = 0) -> None:
+        self.upstream, self.port = upstream, port
         self.frozen: list[asyncio.Event] = []
         self.tasks: set[asyncio.Task[None]] = set()
 
     async def __aenter__(self) -> int:
-        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
         return int(self.server.sockets[0].getsockname()[1])
 
     async def __aexit__(self, *exc: object) -> None:
@@ -335,3 +335,33 @@ async def test_a_database_that_vanished_without_closing_connections_costs_one_bo
         finally:
             with anyio.fail_after(8):
                 await store.aclose()
+
+
+@pytest.mark.postgres
+async def test_a_server_starting_while_its_database_is_down_comes_up_when_the_database_does(postgres_url: str) -> None:
+    from sophia_mcp.cli import UsageError, open_store_or_exit
+    from tests.servers import free_port
+
+    target = urlsplit(split_schema(postgres_url)[0])
+    port = free_port()
+    user = f"{target.username}@" if target.username else ""
+    later = postgres_url.replace(target.netloc, f"{user}127.0.0.1:{port}")  # nothing listens there yet
+
+    async def database_returns() -> None:
+        await asyncio.sleep(1.5)
+        async with FreezingProxy((target.hostname or "127.0.0.1", target.port or 5432), port):
+            await asyncio.sleep(30)
+
+    returns = asyncio.create_task(database_returns())
+    try:
+        with anyio.fail_after(20):
+            store = await open_store_or_exit(later, wait=20)
+        await store.ping()
+        await store.aclose()
+    finally:
+        returns.cancel()
+    wrong_database = postgres_url.replace(target.path, "/no_such_database")
+    with anyio.fail_after(5), pytest.raises(UsageError, match="no_such_database"):
+        await open_store_or_exit(wrong_database, wait=20)  # refused, not unreachable: no point in waiting
+    with pytest.raises(UsageError, match="cannot connect"):
+        await open_store_or_exit(later, wait=0)

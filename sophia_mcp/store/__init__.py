@@ -29,6 +29,10 @@ class StoreError(Exception):
     """The store cannot be opened or used; the message names the store without its password."""
 
 
+class StoreUnreachable(StoreError):
+    """The store's server did not answer (down, restarting, not yet up): worth trying again."""
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """The last good answer for one cache key: the value as JSON, and when the platform gave it."""

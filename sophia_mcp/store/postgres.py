@@ -29,7 +29,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import asyncpg  # type: ignore[import-untyped]
 
-from sophia_mcp.store import AuditEntry, Snapshot, Store, StoreError, arguments_json, redacted_url
+from sophia_mcp.store import AuditEntry, Snapshot, Store, StoreError, StoreUnreachable, arguments_json, redacted_url
 
 #: Version N is MIGRATIONS[N - 1]; applied versions are rows of `schema_migrations`.
 MIGRATIONS: list[list[str]] = [
@@ -133,7 +133,9 @@ class PostgresStore(Store):
                 timeout=10,
                 command_timeout=self.command_timeout,
             )
-        except DRIVER_ERRORS as exc:
+        except (OSError, TimeoutError, asyncpg.exceptions.CannotConnectNowError) as exc:
+            raise StoreUnreachable(f"cannot connect to the PostgreSQL store {self.display}: {exc}") from exc
+        except DRIVER_ERRORS as exc:  # refused: a wrong password or database name, no point in waiting
             raise StoreError(f"cannot connect to the PostgreSQL store {self.display}: {exc}") from exc
         try:
             with self.failures():
