@@ -6,6 +6,8 @@ and audit. The fronts only translate (JSON-RPC or HTTP) in and out.
 
 from __future__ import annotations
 
+import hashlib
+import itertools
 import json
 import logging
 import time
@@ -24,7 +26,7 @@ from connectors.base import Connector, decode_cursor, encode_cursor
 from sophia_mcp import metrics
 from sophia_mcp.cache import Cache, CacheKey
 from sophia_mcp.config import PLATFORMS, Settings
-from sophia_mcp.errors import NotFound, SophiaError, UnknownPlatform
+from sophia_mcp.errors import BadInput, NotFound, SophiaError, UnknownPlatform
 from sophia_mcp.memo import IdentityMemo
 from sophia_mcp.models import Freshness, Model, Project, ProjectPage, ProjectStatus, SearchHit, Source, ToolOutput
 from sophia_mcp.registry import CORE_TOOLSET, Cursor, ToolInput, ToolSpec
@@ -125,7 +127,9 @@ class ListProjectsInput(ToolInput):
     status: Annotated[
         ProjectStatus | None, Field(description="Only projects with this normalised status.")
     ] = None
-    limit: Annotated[int, Field(ge=1, le=200, description="Total projects to return, split across platforms.")] = 50
+    limit: Annotated[
+        int, Field(ge=1, le=200, description="Total projects to return, split evenly across platforms (at least one each).")
+    ] = 50
     cursor: Cursor = None
 
 
@@ -265,27 +269,35 @@ class Service:
         arguments = args.model_dump(mode="json", exclude_defaults=True)
 
         async def call() -> ToolOutput:
+            page = PagePosition.of(spec.name, arguments, args)
+            run_args = args if page is None else args.model_copy(update={"cursor": page.cursor})
             if spec.toolset == CORE_TOOLSET:
-                output = await spec.handler(self, args)
+                output = await spec.handler(self, run_args)
             else:
-                connector = self.connector(spec.toolset)
-                if spec.cacheable:
-                    key_arguments = {k: v for k, v in arguments.items() if k != "fresh"}  # same data either way
-                    output, freshness = await self.read(
-                        connector,
-                        spec.name,
-                        key_arguments,
-                        lambda: spec.handler(connector, args),
-                        spec.output_model,
-                        fresh=args.fresh,
-                    )
-                    output = output.with_freshness(freshness)
-                else:
-                    output = await spec.handler(connector, args)
+                output = await platform_tool(run_args, page)
+            if page is not None and page.skip:
+                output = output.model_copy(update={page.items: getattr(output, page.items)[page.skip :]})
             fitted = self._fitted.get(spec.name, (output,))  # measuring the size costs a serialisation
             if fitted is None:
-                fitted = self._fitted.put(spec.name, (output,), fit_to_budget(output))
+                fitted = self._fitted.put(spec.name, (output,), seal_cursor(spec.name, arguments, output, page))
             return fitted
+
+        async def platform_tool(run_args: ToolInput, page: PagePosition | None) -> ToolOutput:
+            connector = self.connector(spec.toolset)
+            if spec.cacheable:
+                key_arguments = {k: v for k, v in arguments.items() if k != "fresh"}  # same data either way
+                if page is not None:
+                    key_arguments["cursor"] = page.cursor  # the platform's page, however it was reached
+                output, freshness = await self.read(
+                    connector,
+                    spec.name,
+                    key_arguments,
+                    lambda: spec.handler(connector, run_args),
+                    spec.output_model,
+                    fresh=args.fresh,
+                )
+                return output.with_freshness(freshness)
+            return await spec.handler(connector, run_args)
 
         return await self.observe(spec.name, arguments, call, transport=transport)
 
@@ -488,16 +500,21 @@ class Service:
             hits, freshness = await self.read(connector, "search", arguments, fetch, Hits, fresh=args.fresh)
             return hits.with_freshness(freshness)
 
-        hits: list[SearchHit] = []
+        ranked: list[list[SearchHit]] = []
         sources: list[ToolOutput] = []
         for platform, result in (await self.fan_out(targets, one)).items():
             if isinstance(result, SophiaError):
                 outcomes[platform] = PlatformOutcome(error=result.message, error_type=result.type)
                 continue
             assert isinstance(result, Hits)
-            hits.extend(result.hits)
+            ranked.append(result.hits)
             sources.append(result)
-            outcomes[platform] = PlatformOutcome(count=len(result.hits), source=result.source)
+            outcomes[platform] = PlatformOutcome(
+                count=len(result.hits), source=result.source, fetched_at=result.fetched_at,
+                age_seconds=result.age_seconds,
+            )
+        # each platform's best first, in turn: a result cut to the size budget keeps some of every platform
+        hits = [hit for rank in itertools.zip_longest(*ranked) for hit in rank if hit is not None]
         return SearchOutput(
             hits=hits, platforms={p: outcomes[p] for p in PLATFORMS if p in outcomes}, **combined_freshness(sources)
         )
@@ -597,19 +614,74 @@ def combined_freshness(parts: list[ToolOutput]) -> dict[str, Any]:
     }
 
 
+#: arguments that may change from one page of a listing to the next
+PAGE_ARGUMENTS = frozenset({"cursor", "limit", "fresh", "verbose"})
+
+
+@dataclass(frozen=True, slots=True)
+class PagePosition:
+    """Where a platform tool's `cursor` points: the platform's own cursor for a page, less the first `skip`
+    entries of its `items` list, which an earlier answer already showed before the size budget cut it.
+    Tied to the tool and to its arguments, so a cursor used elsewhere is refused, not misread."""
+
+    cursor: str | None
+    skip: int = 0
+    items: str = ""
+
+    @staticmethod
+    def of(tool: str, arguments: Mapping[str, Any], args: ToolInput) -> PagePosition | None:
+        cursor = getattr(args, "cursor", None)
+        if not cursor:
+            return None
+        state = decode_cursor(tool, cursor)
+        if state.get("a") != listing_digest(arguments):
+            raise BadInput(
+                f"this cursor belongs to a {tool} call with other arguments: repeat that call's arguments "
+                "(limit may change) with the cursor, or omit the cursor for the first page.",
+            )
+        return PagePosition(state.get("c"), int(state.get("k", 0)), str(state.get("l", "")))
+
+
+def listing_digest(arguments: Mapping[str, Any]) -> str:
+    listing = {k: v for k, v in arguments.items() if k not in PAGE_ARGUMENTS}
+    return hashlib.sha256(json.dumps(listing, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def seal_cursor(tool: str, arguments: Mapping[str, Any], output: ToolOutput, page: PagePosition | None) -> ToolOutput:
+    """Fit `output` to the size budget and give it a `next_cursor` of this tool's own: to the entries the
+    budget cut from this page, if any, else to the platform's next page."""
+    fitted, cut = fit_within_budget(output)
+    if not hasattr(fitted, "next_cursor"):
+        return fitted
+    state: dict[str, Any] = {"a": listing_digest(arguments)}
+    if cut:
+        skip = page.skip if page is not None else 0
+        state |= {"c": page.cursor if page is not None else None, "k": skip + len(getattr(fitted, cut)), "l": cut}
+    elif fitted.next_cursor:  # type: ignore[attr-defined]
+        state["c"] = fitted.next_cursor  # type: ignore[attr-defined]
+    else:
+        return fitted
+    return fitted.model_copy(update={"next_cursor": encode_cursor(tool, state)})
+
+
 def fit_to_budget(output: ToolOutput, max_chars: int = MAX_RESULT_CHARS) -> ToolOutput:
     """Cut the longest list in a result until it fits the budget, and say so plainly."""
+    return fit_within_budget(output, max_chars)[0]
+
+
+def fit_within_budget(output: ToolOutput, max_chars: int = MAX_RESULT_CHARS) -> tuple[ToolOutput, str | None]:
+    """`fit_to_budget`, and the name of the list it cut (None when it fits)."""
     size = len(output.model_dump_json(exclude_none=True))
     if size <= max_chars:
-        return output
+        return output, None
     lists = {name: value for name, value in output if isinstance(value, list) and value}
     if not lists:
-        return output
+        return output, None
     name, items = max(lists.items(), key=lambda kv: len(kv[1]))
     keep = max(1, int(len(items) * max_chars / size * 0.9))
     while keep > 1 and len(output.model_copy(update={name: items[:keep]}).model_dump_json(exclude_none=True)) > max_chars:
         keep = int(keep * 0.8)
-    return output.model_copy(
+    cut = output.model_copy(
         update={
             name: items[:keep],
             "truncated": True,
@@ -617,6 +689,7 @@ def fit_to_budget(output: ToolOutput, max_chars: int = MAX_RESULT_CHARS) -> Tool
             "ask for fewer (limit), narrow the filters, or page with the cursor.",
         }
     )
+    return cut, name
 
 
 def _core(name: str, title: str, description: str, input_model: type[ToolInput], output_model: type[ToolOutput],

@@ -10,6 +10,8 @@ import jsonschema
 import pytest
 from mcp import Client
 
+from sophia_mcp import service as service_module
+
 pytestmark = pytest.mark.anyio
 
 CALLS = {
@@ -64,3 +66,64 @@ def test_a_reused_result_dumps_once_and_hands_each_caller_its_own_top_level() ->
     assert second == plain.model_dump(**WIRE_DUMP) and "_meta" not in second
     assert second["structuredContent"] is first["structuredContent"]  # dumped once
     assert reused.model_dump() == plain.model_dump()  # any other dump is made as usual
+
+
+async def test_paging_after_the_size_budget_cut_a_page_misses_nothing_and_repeats_nothing(mcp_client: Client) -> None:
+    async def every_issue(arguments: dict[str, Any]) -> tuple[list[str], int]:
+        seen, cut, cursor = [], 0, None
+        while True:
+            result = await mcp_client.call_tool("linear_list_issues", {**arguments, **({"cursor": cursor} if cursor else {})})
+            assert not result.is_error, result.content
+            page = result.structured_content or {}
+            seen += [issue["identifier"] for issue in page["issues"]]
+            cut += page["truncated"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return seen, cut
+
+    compact, _ = await every_issue({"limit": 25})
+    verbose, cut = await every_issue({"limit": 100, "verbose": True})  # long descriptions: over the budget
+    assert cut, "the verbose pages should exceed the size budget, or this test proves nothing"
+    assert verbose == compact and len(set(verbose)) == len(verbose)
+
+
+async def test_a_cursor_is_refused_by_another_tool_or_with_other_arguments(mcp_client: Client) -> None:
+    first = await mcp_client.call_tool("linear_list_issues", {"limit": 5})
+    cursor = (first.structured_content or {})["next_cursor"]
+    elsewhere = await mcp_client.call_tool("linear_list_teams", {"cursor": cursor})
+    assert elsewhere.is_error and "not valid here" in elsewhere.content[0].text  # type: ignore[union-attr]
+    other_filter = await mcp_client.call_tool("linear_list_issues", {"limit": 5, "state": "started", "cursor": cursor})
+    assert other_filter.is_error and "other arguments" in other_filter.content[0].text  # type: ignore[union-attr]
+    more = await mcp_client.call_tool("linear_list_issues", {"limit": 10, "cursor": cursor})  # limit may change
+    assert not more.is_error
+
+
+async def test_a_cross_platform_search_cut_to_the_budget_keeps_hits_of_every_platform(mcp_client: Client) -> None:
+    result = await mcp_client.call_tool("search", {"query": "the", "limit": 50})
+    found = result.structured_content or {}
+    assert found["truncated"], "the search should exceed the size budget, or this test proves nothing"
+    answered = {p for p, outcome in found["platforms"].items() if outcome["count"]}
+    assert {hit["platform"] for hit in found["hits"]} == answered
+    assert all(found["platforms"][p]["fetched_at"] and found["platforms"][p]["age_seconds"] is not None for p in answered)
+
+
+async def test_cross_platform_project_pages_cut_to_the_budget_still_page_through_everything(
+    mcp_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def every_project(limit: int) -> tuple[list[tuple[str, str]], int]:
+        seen, cut, cursor = [], 0, None
+        while True:
+            result = await mcp_client.call_tool("list_projects", {"limit": limit, **({"cursor": cursor} if cursor else {})})
+            page = result.structured_content or {}
+            seen += [(p["platform"], p["id"]) for p in page["projects"]]
+            cut += page["truncated"]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return seen, cut
+
+    small, _ = await every_project(35)
+    fit = service_module.fit_within_budget
+    monkeypatch.setattr(service_module, "fit_within_budget", lambda output: fit(output, 6_000))  # the sandbox is small
+    large, cut = await every_project(200)
+    assert cut, "a 200-project page should exceed the size budget, or this test proves nothing"
+    assert sorted(large) == sorted(small) and len(set(large)) == len(large)
