@@ -226,13 +226,14 @@ def add_prompts(server: MCPServer, service: Service, specs: list[ToolSpec]) -> N
 
         return await rendered("triage", {"platform": platform, "project": project, "team": team}, build)
 
-    refuse_unknown_prompts(server)
+    refuse_bad_prompt_requests(server)
 
 
-def refuse_unknown_prompts(server: MCPServer) -> None:
-    """A prompt that does not exist, or a missing required argument, is the caller's mistake: Invalid
-    params (-32602) as the protocol says, not an internal error with a traceback. Checked in front of
-    the SDK's own prompts/get handler."""
+def refuse_bad_prompt_requests(server: MCPServer) -> None:
+    """A prompt that does not exist, an argument it does not take, or a required argument missing or blank
+    is the caller's mistake: Invalid params (-32602) as the protocol says, not an internal error with a
+    traceback. Checked in front of the SDK's own prompts/get handler, which then gets the arguments with
+    surrounding whitespace removed."""
     lowlevel = server._lowlevel_server  # the SDK exposes no public accessor for the low-level server
     entry = lowlevel.get_request_handler("prompts/get")
     assert entry is not None, "MCPServer registers prompts/get"
@@ -241,11 +242,17 @@ def refuse_unknown_prompts(server: MCPServer) -> None:
         prompts = {prompt.name: prompt for prompt in await server.list_prompts()}
         if params.name not in prompts:
             raise MCPError(code=INVALID_PARAMS, message=f"unknown prompt {params.name!r}; prompts/list shows them")
-        given = params.arguments or {}
-        missing = [a.name for a in prompts[params.name].arguments or [] if a.required and a.name not in given]
-        if missing:
+        declared = prompts[params.name].arguments or []
+        given = {name: value.strip() for name, value in (params.arguments or {}).items()}
+        if unknown := [name for name in given if name not in {a.name for a in declared}]:
+            takes = ", ".join(a.name + (" (required)" if a.required else "") for a in declared) or "none"
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"prompt {params.name!r} has no argument {', '.join(map(repr, unknown))}; it takes: {takes}",
+            )
+        if missing := [a.name for a in declared if a.required and not given.get(a.name)]:
             raise MCPError(code=INVALID_PARAMS, message=f"prompt {params.name!r} needs: {', '.join(missing)}")
-        return await entry.handler(ctx, params)
+        return await entry.handler(ctx, params.model_copy(update={"arguments": given}))
 
     lowlevel.add_request_handler("prompts/get", GetPromptRequestParams, get_prompt)
 
@@ -254,7 +261,7 @@ FRESHNESS = {"source", "fetched_at", "age_seconds", "stale_reason", "truncated",
 
 
 def parse_platforms(service: Service, platforms: str) -> list[str]:
-    names = [p.strip() for p in platforms.split(",") if p.strip()]
+    names = list(dict.fromkeys(p.strip() for p in platforms.split(",") if p.strip()))
     for name in names:
         service.connector(name)  # UnknownPlatform names the known ones
     return names or service.configured_platforms()
@@ -263,14 +270,22 @@ def parse_platforms(service: Service, platforms: str) -> list[str]:
 def parse_period(period: str, today: date) -> tuple[date, date]:
     """`7d` / `2w` up to today, or an explicit `YYYY-MM-DD..YYYY-MM-DD`."""
     text = period.strip().lower() or "7d"
+    usage = "use 7d, 2w, or a range such as 2026-11-13..2026-11-20."
     if match := re.fullmatch(r"(\d{1,3})\s*([dw])", text):
         days = int(match[1]) * (7 if match[2] == "w" else 1)
         return today - timedelta(days=days), today
     if match := re.fullmatch(r"(\d{4}-\d{2}-\d{2})\s*\.\.\s*(\d{4}-\d{2}-\d{2})", text):
-        start, end = date.fromisoformat(match[1]), date.fromisoformat(match[2])
-        if start <= end:
-            return start, end
-    raise BadInput(f"period {period!r}: use 7d, 2w, or a range such as 2026-11-13..2026-11-20.")
+        dates: list[date] = []
+        for day in match[1], match[2]:
+            try:
+                dates.append(date.fromisoformat(day))
+            except ValueError:
+                raise BadInput(f"period {period!r}: {day} is not a date; {usage}") from None
+        start, end = dates
+        if start > end:
+            raise BadInput(f"period {period!r} ends before it starts; {usage}")
+        return start, end
+    raise BadInput(f"period {period!r}: {usage}")
 
 
 def report_section(

@@ -299,16 +299,37 @@ async def test_triage_embeds_only_the_open_issues_or_tasks(
         ("triage", {"platform": "slack"}, "triage covers linear, asana, github, not 'slack'"),
         ("triage", {"platform": "github"}, "github triage needs a project"),
         ("project_brief", {"platform": "linear"}, "prompt 'project_brief' needs: project"),
+        ("project_brief", {"platform": "linear", "project": " "}, "prompt 'project_brief' needs: project"),
+        ("triage", {"platform": "github", "project": " "}, "github triage needs a project"),
         ("test_simple_prompt", {}, "unknown prompt 'test_simple_prompt'; prompts/list shows them"),
+        ("weekly_status_report", {"bogus": "1"},
+         "prompt 'weekly_status_report' has no argument 'bogus'; it takes: platforms, period"),
+        ("project_brief", {"platform": "linear", "project": "x", "bogus": "1"},
+         "prompt 'project_brief' has no argument 'bogus'; it takes: platform (required), project (required)"),
+        ("triage", {"platform": "linear", "bogus": "1", "repo": "x"},
+         "prompt 'triage' has no argument 'bogus', 'repo'; it takes: platform (required), project, team"),
+        ("weekly_status_report", {"period": "2026-02-30..2026-03-01"},
+         "period '2026-02-30..2026-03-01': 2026-02-30 is not a date; use 7d, 2w, or a range such as 2026-11-13"),
+        ("weekly_status_report", {"period": "2026-03-01..0000-01-01"}, "0000-01-01 is not a date"),
+        ("weekly_status_report", {"period": "2026-03-02..2026-03-01"},
+         "period '2026-03-02..2026-03-01' ends before it starts; use 7d, 2w, or a range"),
     ],
 )
-async def test_a_prompt_with_bad_arguments_says_what_is_wrong(
-    mcp_client: Client, name: str, arguments: dict[str, str], message: str
+async def test_a_prompt_with_bad_arguments_says_what_is_wrong_without_a_traceback(
+    mcp_client: Client, caplog: pytest.LogCaptureFixture, name: str, arguments: dict[str, str], message: str
 ) -> None:
     with pytest.raises(MCPError) as error:
         await mcp_client.get_prompt(name, arguments)
     assert error.value.error.code == INVALID_PARAMS
     assert message in error.value.error.message
+    assert [r.getMessage() for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
+
+
+async def test_the_weekly_report_names_a_platform_given_twice_once(mcp_client: Client) -> None:
+    text = text_of(await mcp_client.get_prompt("weekly_status_report", {"platforms": "linear, github,linear"}))
+
+    assert "across Linear, GitHub.\n" in text
+    assert text.count("## Linear:") == 1
 
 
 # -- completions -------------------------------------------------------------------------------
