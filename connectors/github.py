@@ -4,7 +4,8 @@ Enterprise Server) and GraphQL at `/graphql` (GHES: https://HOST/api/graphql) fo
 Every request carries `Authorization: Bearer <token>`, `Accept: application/vnd.github+json` and
 `X-GitHub-Api-Version: 2022-11-28`. REST lists page with `per_page` (at most 100) and `page`; the
 `Link` header's rel="next" says whether there is more, and our opaque cursor wraps its page number
-(never its URL: a cursor must not be able to send the token elsewhere). Errors are
+(never its URL: a cursor must not be able to send the token elsewhere). GraphQL connections take at most
+100 (`first`) too: a larger `limit` gets a page of 100 and a `next_cursor`. Errors are
 `{"message", "documentation_url"}`. Rate limits: the primary limit (5,000 requests an hour per
 token) answers 403 or 429 with `x-ratelimit-remaining: 0` and `x-ratelimit-reset` (epoch seconds);
 secondary limits answer 403 or 429 with `retry-after`, and a 429 without either means wait a minute;
@@ -25,7 +26,8 @@ from urllib.parse import parse_qs, quote, urlsplit
 
 import anyio
 import httpx2
-from pydantic import Field
+from pydantic import BeforeValidator, Field
+from pydantic_core import PydanticCustomError
 
 from connectors.base import (
     Connector,
@@ -52,6 +54,7 @@ from sophia_mcp.registry import Cursor, Limit, PageInput, ToolInput, ToolSpec, V
 PLATFORM = "github"
 API_VERSION = "2022-11-28"
 SEARCH_RESULT_CAP = 1000  # GitHub search returns at most the first 1,000 results of a query
+MAX_PER_PAGE = 100  # REST per_page and GraphQL first: GitHub's largest page
 SECONDARY_LIMIT_WAIT = 60.0  # GitHub: without retry-after or reset headers, wait at least a minute
 TOKEN_SETTING = "SOPHIA_GITHUB_TOKEN"
 ORG_SETTING = "SOPHIA_GITHUB_ORG"
@@ -117,14 +120,35 @@ query OrgProjectV2Items($org: String!, $number: Int!, $first: Int!, $after: Stri
 #: every GraphQL document this connector sends, for the contract tests
 QUERIES = (ORG_PROJECTS_QUERY, PROJECT_ITEMS_QUERY, ORG_PROJECT_ITEMS_QUERY)
 
+# Names become URL path segments: "." or ".." would climb out of /repos/{owner}/{name} (URL normalisation
+# turns /repos/../../issues into /issues, the token owner's issues everywhere). Owners are logins: letters,
+# digits and hyphens, and an underscore in Enterprise Managed Users' logins (mona_octocorp).
+OWNER = r"[A-Za-z0-9_-]+"
+NAME = r"[A-Za-z0-9_.-]*[A-Za-z0-9_-][A-Za-z0-9_.-]*"  # not only dots
+OWNER_NAME = re.compile(OWNER)
+REPO = re.compile(rf"(?:{OWNER}/)?{NAME}")
+REPO_HINT = (
+    "repo must be a GitHub repository as owner/name or just the name: the name of letters, digits, '-', '_' and '.' "
+    "(not just dots), the owner of letters, digits, '-' and '_', e.g. northwind/battery-health or battery-health"
+)
+
+
+def github_repo(value: Any) -> Any:
+    """Refuses a `repo` that is not a GitHub repository name, saying what one looks like."""
+    if isinstance(value, str) and not REPO.fullmatch(value):
+        raise PydanticCustomError("github_repo", REPO_HINT)
+    return value
+
+
 RepoName = Annotated[
     str,
     Field(
         min_length=1,
         max_length=140,
-        pattern=r"^[A-Za-z0-9_.-]+(/[A-Za-z0-9_.-]+)?$",
+        pattern=rf"^{REPO.pattern}$",
         description="Repository as owner/name, or just the name for a repository of SOPHIA_GITHUB_ORG.",
     ),
+    BeforeValidator(github_repo),  # before the pattern check: its message says what a name looks like
 ]
 Direction = Annotated[Literal["asc", "desc"] | None, Field(description="Sort direction; GitHub's default if omitted.")]
 
@@ -136,6 +160,11 @@ def next_page(link_header: str | None) -> int | None:
             pages = parse_qs(urlsplit(url).query).get("page")
             return int(pages[0]) if pages and pages[0].isdigit() else None
     return None
+
+
+def page_size(state: dict[str, Any], limit: int) -> int:
+    """The page size to ask GitHub for: the cursor's, else `limit`, never over GitHub's 100."""
+    return min(int(state.get("per_page", limit)), MAX_PER_PAGE)
 
 
 def listing_key(*parts: Any) -> str:
@@ -192,6 +221,17 @@ class GitHubConnector(Connector):
         if not self.org:
             raise NotConfigured(PLATFORM, [ORG_SETTING])
         return self.org
+
+    def org_segment(self) -> str:
+        """The organization as a URL path segment; a value that is not a GitHub login is refused."""
+        org = self.require_org()
+        if not OWNER_NAME.fullmatch(org):
+            raise BadInput(
+                f"{ORG_SETTING}={org!r} is not a GitHub organization: a login is letters, digits, '-' and '_', "
+                "e.g. northwind.",
+                platform=PLATFORM,
+            )
+        return quote(org, safe="")
 
     # -- errors -----------------------------------------------------------------------------------
 
@@ -301,10 +341,11 @@ class GitHubConnector(Connector):
     async def rest_page(
         self, path: str, params: dict[str, Any], limit: int, cursor: str | None
     ) -> tuple[Any, str | None]:
-        """One page of a REST list; the cursor keeps the page size it was made with."""
+        """One page of a REST list; the cursor keeps the page size it was made with. A limit over GitHub's
+        100 gets a page of 100 (and a cursor for the next)."""
         listing = listing_key(path, {k: v for k, v in params.items() if v is not None})
         state = page_state(cursor, listing)
-        per_page, page = int(state.get("per_page", limit)), int(state.get("page", 1))
+        per_page, page = page_size(state, limit), int(state.get("page", 1))
         response = await self.request("GET", path, params={**params, "per_page": per_page, "page": page})
         body = self.parse_json(response)
         following = next_page(response.headers.get("link"))
@@ -313,6 +354,8 @@ class GitHubConnector(Connector):
         return body, encode_cursor(PLATFORM, {"of": listing, "page": following, "per_page": per_page})
 
     def repo_path(self, repo: str) -> str:
+        if not REPO.fullmatch(repo):
+            raise BadInput(REPO_HINT + ".", platform=PLATFORM)
         owner, _, name = repo.rpartition("/")
         if not owner:
             if not self.org:
@@ -320,7 +363,7 @@ class GitHubConnector(Connector):
                     f"give the repository as owner/name: {ORG_SETTING} is not set, so there is no default owner.",
                     platform=PLATFORM,
                 )
-            owner = self.org
+            return f"/repos/{self.org_segment()}/{quote(name, safe='')}"
         return f"/repos/{quote(owner, safe='')}/{quote(name, safe='')}"
 
     # -- the operations every platform has --------------------------------------------------------
@@ -333,7 +376,7 @@ class GitHubConnector(Connector):
         listing = listing_key("projectsV2", org, status)
         variables = {
             "org": org,
-            "first": limit,
+            "first": min(limit, MAX_PER_PAGE),
             "after": page_state(cursor, listing).get("after"),
             "query": {"active": "is:open", "completed": "is:closed"}.get(status or ""),
         }
@@ -356,7 +399,7 @@ class GitHubConnector(Connector):
         found: dict[str, list[dict[str, Any]]] = {}
 
         async def one(kind: str) -> None:
-            params = {"q": f"{query} {scope} is:{kind}", "per_page": limit}
+            params = {"q": f"{query} {scope} is:{kind}", "per_page": min(limit, MAX_PER_PAGE)}
             found[kind] = (await self.get_json("/search/issues", params))["items"]
 
         async with anyio.create_task_group() as tg:
@@ -370,7 +413,7 @@ class GitHubConnector(Connector):
         try:
             core = (await self.get_json("/rate_limit"))["resources"]["core"]
         except NotFound:  # GitHub Enterprise Server with rate limiting off: prove the token with a listing
-            path = f"/orgs/{quote(self.org, safe='')}/repos" if self.org else "/user/repos"
+            path = f"/orgs/{self.org_segment()}/repos" if self.org else "/user/repos"
             await self.get_json(path, {"per_page": 1})
             return f"token accepted; rate limiting is disabled on this server; {scope}"
         return f"token accepted; {core['remaining']} of {core['limit']} REST requests left this hour; {scope}"
@@ -488,7 +531,7 @@ class RepositoryList(ToolOutput):
 async def list_repositories(github: GitHubConnector, args: ListRepositoriesInput) -> RepositoryList:
     params: dict[str, Any] = {"sort": args.sort, "direction": args.direction}
     if github.org:
-        path, note = f"/orgs/{quote(github.org, safe='')}/repos", None
+        path, note = f"/orgs/{github.org_segment()}/repos", None
         params["type"] = "all" if args.visibility == "all" else args.visibility
     else:
         path = "/user/repos"
@@ -732,7 +775,7 @@ async def search_issues(github: GitHubConnector, args: SearchIssuesInput) -> Sea
         query += f" org:{github.org}"
     params = {"q": query, "sort": args.sort, "order": args.order if args.sort else None}
     state = decode_cursor(PLATFORM, args.cursor)
-    per_page = int(state.get("per_page", args.limit))
+    per_page = page_size(state, args.limit)
     body, next_cursor = await github.rest_page("/search/issues", params, args.limit, args.cursor)
     page = int(state.get("page", 1))
     note = None
@@ -829,7 +872,10 @@ def to_project_item(node: dict[str, Any]) -> ProjectItem:
 
 async def get_project_items(github: GitHubConnector, args: GetProjectItemsInput) -> ProjectItems:
     listing = listing_key("items", args.project)
-    variables: dict[str, Any] = {"first": args.limit, "after": page_state(args.cursor, listing).get("after")}
+    variables: dict[str, Any] = {
+        "first": min(args.limit, MAX_PER_PAGE),
+        "after": page_state(args.cursor, listing).get("after"),
+    }
     if args.project.isdigit():
         variables |= {"org": github.require_org(), "number": int(args.project)}
         project, errors = await github.graphql(ORG_PROJECT_ITEMS_QUERY, variables, "organization", "projectV2")

@@ -3,7 +3,8 @@
 
 In 2025-09-03 a database holds one or more data sources (the tables); data sources are this
 platform's "projects", found with `POST /v1/search` filtered to `data_source`. Lists paginate with
-`start_cursor`/`page_size` (at most 100) and answer `has_more`/`next_cursor`. Errors are
+`start_cursor`/`page_size` (at most 100) and answer `has_more`/`next_cursor`: a larger `limit` gets a
+page of 100 and a `next_cursor`. Errors are
 `{"object": "error", "status", "code", "message"}`; 429 `rate_limited` carries `Retry-After`.
 Rate limit: an average of 3 requests a second per integration, with short bursts allowed.
 
@@ -54,7 +55,7 @@ class NotionConnector(Connector):
         self, body: dict[str, Any], limit: int, cursor: str | None
     ) -> tuple[list[dict[str, Any]], str | None]:
         state = decode_cursor(PLATFORM, cursor)
-        body = {**body, "page_size": limit, "start_cursor": state.get("start")}
+        body = {**body, "page_size": min(limit, MAX_PAGE_SIZE), "start_cursor": state.get("start")}
         answer = await self.post_json("/v1/search", {k: v for k, v in body.items() if v is not None})
         return answer.get("results") or [], next_cursor(answer)
 
@@ -653,7 +654,10 @@ async def query_data_source(notion: NotionConnector, args: QueryInput) -> QueryO
 
 
 async def query_one_source(notion: NotionConnector, source_id: str, args: QueryInput) -> QueryOutput:
-    body: dict[str, Any] = {"page_size": args.limit, "start_cursor": decode_cursor(PLATFORM, args.cursor).get("start")}
+    body: dict[str, Any] = {
+        "page_size": min(args.limit, MAX_PAGE_SIZE),
+        "start_cursor": decode_cursor(PLATFORM, args.cursor).get("start"),
+    }
     if (args.filter_property is None) != (args.filter_value is None):
         raise BadInput("give filter_property and filter_value together.", platform=PLATFORM)
     if args.filter_property is not None and args.filter_value is not None:
@@ -764,7 +768,8 @@ class UserList(ToolOutput):
 
 async def list_users(notion: NotionConnector, args: PageInput) -> UserList:
     state = decode_cursor(PLATFORM, args.cursor)
-    answer = await notion.get_json("/v1/users", {"page_size": args.limit, "start_cursor": state.get("start")})
+    params = {"page_size": min(args.limit, MAX_PAGE_SIZE), "start_cursor": state.get("start")}
+    answer = await notion.get_json("/v1/users", params)
     return UserList(
         users=[
             NotionUser(id=u["id"], name=u.get("name"), type=u.get("type"), email=(u.get("person") or {}).get("email"))

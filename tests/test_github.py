@@ -442,6 +442,85 @@ async def test_without_an_org_repositories_are_the_users_and_projects_need_the_o
     assert (await github.list_issues(gh, github.ListIssuesInput(repo="northwind/sim-lab"))).issues  # type: ignore[call-arg]
 
 
+NOT_REPOSITORY_NAMES = ["..", ".", "../..", "northwind/..", "../battery-health", "./x", "a/b/c", "own.er/x", "a b"]
+
+
+@pytest.mark.parametrize("tool", ["github_list_issues", "github_list_pull_requests"])
+@pytest.mark.parametrize("repo", NOT_REPOSITORY_NAMES)
+async def test_a_repo_that_is_not_a_github_name_is_refused_before_anything_is_sent(
+    sandbox: Sandbox, mcp_client: Client, tool: str, repo: str
+) -> None:
+    # "../.." once became /repos/../../issues, which URL normalisation sends to /issues: the token owner's
+    # issues across every repository, answered as if they were the requested repository's
+    result = await mcp_client.call_tool(tool, {"repo": repo})
+    assert result.is_error
+    assert "owner/name" in result.content[0].text and "not just dots" in result.content[0].text
+    assert sandbox.transport.exchanges == []
+
+
+def test_repository_names_github_allows_are_accepted() -> None:
+    for repo in ["battery-health", ".github", "..a", "northwind/.github", "north-wind/v1.2_beta", "mona_octocorp/x"]:
+        assert github.ListIssuesInput(repo=repo).repo == repo  # type: ignore[call-arg]
+
+
+async def test_the_connector_builds_no_path_from_a_name_github_would_not_have(sandbox: Sandbox) -> None:
+    gh = connector(sandbox)
+    for repo in ["../..", "..", "northwind/.", "x/y/z"]:  # also when the input model was not validated
+        with pytest.raises(BadInput, match="owner/name"):
+            await github.list_issues(gh, github.ListIssuesInput.model_construct(repo=repo, state="open", limit=5))
+    odd_org = connector(sandbox, github_org="..")
+    with pytest.raises(BadInput, match="SOPHIA_GITHUB_ORG"):
+        await github.list_issues(odd_org, github.ListIssuesInput(repo="battery-health"))  # type: ignore[call-arg]
+    with pytest.raises(BadInput, match="SOPHIA_GITHUB_ORG"):
+        await github.list_repositories(odd_org, github.ListRepositoriesInput())  # type: ignore[call-arg]
+    assert sandbox.transport.exchanges == []
+
+
+def over_a_page(args: Any, limit: int = 200) -> Any:
+    """`args` with a limit over GitHub's 100 a page (list_projects passes up to 200)."""
+    return args.model_copy(update={"limit": limit})
+
+
+async def test_a_limit_over_githubs_hundred_asks_for_a_hundred_and_pages_on(
+    sandbox: Sandbox, mcp_client: Client
+) -> None:
+    result = (await mcp_client.call_tool("list_projects", {"platforms": ["github"], "limit": 150})).structured_content
+    assert result["platforms"]["github"].get("error") is None and len(result["projects"]) == 14
+    gh = connector(sandbox)
+    assert len((await gh.list_projects(None, 200, None)).items) == 14
+    items = await github.get_project_items(gh, over_a_page(github.GetProjectItemsInput(project="2")))  # type: ignore[call-arg]
+    assert len(items.items) == 8
+    assert len((await github.list_repositories(gh, over_a_page(github.ListRepositoriesInput()))).repositories) == 14  # type: ignore[call-arg]
+    assert (await github.list_issues(gh, over_a_page(github.ListIssuesInput(repo="customer-portal")))).issues  # type: ignore[call-arg]
+    await github.list_pull_requests(gh, over_a_page(github.ListPullRequestsInput(repo="customer-portal")))  # type: ignore[call-arg]
+    await github.search_issues(gh, over_a_page(github.SearchIssuesInput(query="telemetry")))  # type: ignore[call-arg]
+    assert await gh.search("telemetry", 200)
+    for request in sandbox.transport.requests("github"):
+        if request.url.path.endswith("/graphql"):
+            assert json.loads(request.content)["variables"]["first"] <= 100
+        else:
+            assert int(request.url.params["per_page"]) <= 100, request.url
+
+
+async def test_a_page_cut_at_a_hundred_continues_where_it_stopped(sandbox: Sandbox) -> None:
+    double = GitHubDouble(search_total=4321)
+    gh = double_connector(sandbox, double, "https://api.github.com")
+    first = await github.list_repositories(gh, over_a_page(github.ListRepositoriesInput()))  # type: ignore[call-arg]
+    assert decode_cursor("github", first.next_cursor)["per_page"] == 100
+    await github.list_repositories(gh, over_a_page(github.ListRepositoriesInput(cursor=first.next_cursor)))  # type: ignore[call-arg]
+    made_for_200 = encode_cursor("github", {**decode_cursor("github", first.next_cursor), "per_page": 200})
+    await github.list_repositories(gh, over_a_page(github.ListRepositoriesInput(cursor=made_for_200)))  # type: ignore[call-arg]
+    sent = [(r.url.params["per_page"], r.url.params["page"]) for r in double.requests]
+    assert sent == [("100", "1"), ("100", "2"), ("100", "2")]
+    search = github.SearchIssuesInput(query="is:pr flaky")  # type: ignore[call-arg]
+    state = decode_cursor("github", (await github.search_issues(gh, over_a_page(search))).next_cursor)
+    assert state["per_page"] == 100
+    last_page = encode_cursor("github", {**state, "page": 10})  # results 901-1000: GitHub's last
+    last = await github.search_issues(gh, over_a_page(search.model_copy(update={"cursor": last_page})))
+    assert last.next_cursor is None and last.note is not None and "first 1000" in last.note
+    await gh.aclose()
+
+
 RATE_LIMITING_DISABLED = {  # GitHub Enterprise Server with rate limiting off
     "message": "Rate limiting is not enabled.",
     "documentation_url": "https://docs.github.com/enterprise-server@3.14/rest/rate-limit/rate-limit",

@@ -603,6 +603,32 @@ async def test_users_page_through_people_and_bots(mcp_client: Client) -> None:
     }
 
 
+async def test_a_limit_over_notions_hundred_asks_for_a_hundred_and_pages_on(sandbox: Sandbox) -> None:
+    service = sandbox.service()
+    projects = await service.platform_projects("notion", limit=101)  # GET /api/v4/mcp/notion/projects?limit=101
+    assert len(projects.projects) == 15 and projects.next_cursor is None
+    notion = service.connector("notion")
+    assert isinstance(notion, connector.NotionConnector)
+    assert len((await notion.list_projects(None, 200, None)).items) == 15
+    assert len(await notion.search("", 200)) == 100
+    ids, cursor, calls = [], None, 0
+    while True:  # a limit over 100 gets pages of 100, each continuing where the last stopped
+        args = connector.SearchInput(kind="page", cursor=cursor).model_copy(update={"limit": 200})  # type: ignore[call-arg]
+        found = await connector.search(notion, args)
+        ids += [r.id for r in found.results]
+        calls += 1
+        if (cursor := found.next_cursor) is None:
+            break
+    assert len(ids) == len(set(ids)) == len(dataset()["pages"]) and calls == 2
+    query = connector.QueryInput(data_source_id=data_source("Northwind Projects"))  # type: ignore[call-arg]
+    assert len((await connector.query_data_source(notion, query.model_copy(update={"limit": 200}))).pages) == 14
+    users = connector.PageInput().model_copy(update={"limit": 200})  # type: ignore[call-arg]
+    assert len((await connector.list_users(notion, users)).users) == 12
+    for request in sandbox.transport.requests("notion"):
+        size = json.loads(request.content).get("page_size") if request.content else request.url.params.get("page_size")
+        assert size is None or int(size) <= 100, request.url
+
+
 @pytest.mark.parametrize(
     "value",
     [
