@@ -103,8 +103,8 @@ class ProjectsEndpoint:
             if query is not DEFAULT_PROJECTS_QUERY:
                 arguments.clear()
                 arguments.update(query.model_dump(exclude_defaults=True))
-            fresh = query.fresh or b"no-cache" in next(
-                (value for name, value in scope["headers"] if name == b"cache-control"), b""
+            fresh = query.fresh or b"no-cache" in next(  # directives are case-insensitive (RFC 9111)
+                (value.lower() for name, value in scope["headers"] if name == b"cache-control"), b""
             )
             if not fresh:  # a warm page needs no awaiting
                 warm = service.warm_platform_projects(platform, query.status, query.limit, query.cursor)

@@ -80,7 +80,7 @@ async def test_rest_cache_control_no_cache_asks_the_platform_again(
     cached = (await rest.get("/api/v4/mcp/linear/projects")).json()
     cached = (await rest.get("/api/v4/mcp/linear/projects")).json()
     assert cached["source"] == "cache" and cached["fetched_at"] and cached["age_seconds"] >= 0
-    fresh = (await rest.get("/api/v4/mcp/linear/projects", headers={"Cache-Control": "no-cache"})).json()
+    fresh = (await rest.get("/api/v4/mcp/linear/projects", headers={"Cache-Control": "No-Cache"})).json()  # any case
     assert fresh["source"] == "live"
     assert sandbox.state.calls["linear"] == 2
 
