@@ -18,7 +18,9 @@ within a request budget per tool call. A value left incomplete says so.
 
 from __future__ import annotations
 
+import math
 import re
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -618,18 +620,57 @@ def filter_condition(config: dict[str, Any], match: str, value: str) -> dict[str
             platform=PLATFORM,
         )
     typed: Any = value
-    if kind in ("number", "unique_id"):
-        try:
-            typed = float(value) if "." in value else int(value)
-        except ValueError:
-            raise BadInput(
-                f"{config.get('name')!r} is a number property: filter_value must be a number.", platform=PLATFORM
-            ) from None
-    elif kind == "checkbox":
-        typed = value.strip().lower() in ("true", "yes", "1", "checked")
+    if kind in ("number", "unique_id", "date", "checkbox"):
+        typed = typed_value(config, value)
     elif kind in ("people", "relation"):
         typed = notion_id(value, "user id" if kind == "people" else "page id")
     return {"property": config["name"], kind: {conditions[match]: typed}}
+
+
+#: what a checkbox filter_value may say, and what it means
+CHECKED = dict.fromkeys(("true", "yes", "checked", "1"), True) | dict.fromkeys(("false", "no", "unchecked", "0"), False)
+
+
+def typed_value(config: dict[str, Any], value: str) -> Any:
+    """filter_value as a number, date or checkbox property holds it; a value the property cannot hold is
+    refused with an example of one it can, rather than sent to match nothing."""
+    kind, text = config["type"], value.strip()
+    if kind == "date":
+        for parse in (date.fromisoformat, datetime.fromisoformat):
+            try:
+                return parse(text).isoformat()
+            except ValueError:
+                pass
+        wanted = "a date", "as YYYY-MM-DD (2026-11-01) or an ISO 8601 datetime (2026-11-01T09:00:00Z)"
+    elif kind == "checkbox":
+        if text.lower() in CHECKED:
+            return CHECKED[text.lower()]
+        wanted = "checked or unchecked", "as true or false"
+    else:
+        number = as_number(text)
+        if number is not None and (kind == "number" or isinstance(number, int)):
+            return number
+        if kind == "unique_id":
+            prefix = (config.get("unique_id") or {}).get("prefix")
+            wanted = "a number", f"as the id's number, such as 3 for {prefix}-3" if prefix else "as the id's number: 3"
+        elif (config.get("number") or {}).get("format") == "percent":
+            wanted = "a number", "as a number, such as 0.5 for 50%"
+        else:
+            wanted = "a number", "as a number, such as 42 or 2.5"
+    raise BadInput(
+        f"{config['name']!r} is a {kind} property and {value!r} is not {wanted[0]}: give filter_value {wanted[1]}.",
+        platform=PLATFORM,
+    )
+
+
+def as_number(text: str) -> int | float | None:
+    for parse in (int, float):
+        try:
+            number = parse(text)
+        except ValueError:
+            continue
+        return number if math.isfinite(number) else None
+    return None
 
 
 async def query_data_source(notion: NotionConnector, args: QueryInput) -> QueryOutput:
@@ -653,6 +694,22 @@ async def query_data_source(notion: NotionConnector, args: QueryInput) -> QueryO
         return await query_one_source(notion, sources[0]["id"], args)
 
 
+def schema_properties(schema: dict[str, Any], names: list[str]) -> list[dict[str, Any]]:
+    """The named properties' configs (a name matches in any case); names the data source lacks are refused
+    with the names it has."""
+    found = {
+        name: schema.get(name) or next((c for c in schema.values() if c.get("name", "").lower() == name.lower()), None)
+        for name in names
+    }
+    missing = [name for name, config in found.items() if config is None]
+    if missing:
+        raise BadInput(
+            f"no property {' or '.join(map(repr, missing))} in this data source; it has: {', '.join(schema)}.",
+            platform=PLATFORM,
+        )
+    return [config for config in found.values() if config is not None]
+
+
 async def query_one_source(notion: NotionConnector, source_id: str, args: QueryInput) -> QueryOutput:
     body: dict[str, Any] = {
         "page_size": min(args.limit, MAX_PAGE_SIZE),
@@ -660,16 +717,12 @@ async def query_one_source(notion: NotionConnector, source_id: str, args: QueryI
     }
     if (args.filter_property is None) != (args.filter_value is None):
         raise BadInput("give filter_property and filter_value together.", platform=PLATFORM)
-    if args.filter_property is not None and args.filter_value is not None:
+    schema: dict[str, Any] = {}
+    if args.filter_property is not None or args.properties:
         schema = (await notion.get_json(f"/v1/data_sources/{source_id}")).get("properties") or {}
-        config = schema.get(args.filter_property) or next(
-            (c for c in schema.values() if c.get("name", "").lower() == args.filter_property.lower()), None
-        )
-        if config is None:
-            raise BadInput(
-                f"no property {args.filter_property!r} in this data source; it has: {', '.join(schema)}.",
-                platform=PLATFORM,
-            )
+    shown = [c["name"] for c in schema_properties(schema, args.properties)] if args.properties else None
+    if args.filter_property is not None and args.filter_value is not None:
+        (config,) = schema_properties(schema, [args.filter_property])
         body["filter"] = filter_condition(config, args.match, args.filter_value)
     if args.sort_property:
         body["sorts"] = [{"property": args.sort_property, "direction": args.sort_direction}]
@@ -679,9 +732,9 @@ async def query_one_source(notion: NotionConnector, source_id: str, args: QueryI
     pages = [r for r in answer.get("results") or [] if r.get("object") == "page"]
     lists = PropertyLists(notion)
     for page in pages:
-        await lists.complete(page, args.properties)
+        await lists.complete(page, shown)
     return QueryOutput(
-        pages=[to_page(p, args.properties) for p in pages],
+        pages=[to_page(p, shown) for p in pages],
         next_cursor=next_cursor(answer),
         truncated=lists.incomplete > 0,
         note=lists.note(" notion_get_page reads one page's values with a budget of its own."),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import anyio
@@ -320,6 +321,28 @@ def to_slack_ts(value: str | None, field: str) -> str | None:
     return f"{moment.timestamp():.6f}"
 
 
+def time_range(oldest: str | None, latest: str | None) -> tuple[str | None, str | None]:
+    """`oldest` and `latest` as Slack ts, refusing a range that ends before it starts (Slack would answer it
+    with no messages, as if the channel had been quiet)."""
+    since, until = to_slack_ts(oldest, "oldest"), to_slack_ts(latest, "latest")
+    if oldest and latest and since and until and Decimal(since) >= Decimal(until):
+        raise BadInput(
+            f"`oldest` ({moment_text(oldest)}) must be before `latest` ({moment_text(latest)}): swap them, or leave "
+            "`latest` out to read up to now.",
+            platform=PLATFORM,
+        )
+    return since, until
+
+
+def moment_text(given: str) -> str:
+    """A time as the caller gave it, with its UTC time when it was a Slack ts."""
+    if not SLACK_TS.match(given):
+        return given
+    seconds, _, fraction = given.partition(".")
+    moment = datetime.fromtimestamp(int(seconds), UTC).replace(microsecond=int(fraction.ljust(6, "0")))
+    return f"{given}, {moment.isoformat().replace('+00:00', 'Z')}"
+
+
 def shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -516,7 +539,7 @@ class ChannelHistory(ToolOutput):
 
 
 async def channel_history(slack: SlackConnector, args: ChannelHistoryInput) -> ChannelHistory:
-    oldest, latest = to_slack_ts(args.oldest, "oldest"), to_slack_ts(args.latest, "latest")
+    oldest, latest = time_range(args.oldest, args.latest)
     channel = await slack.channel_by_name_or_id(args.channel)
     params = {"channel": channel["id"], "oldest": oldest, "latest": latest}
     messages, following = await slack.page("conversations.history", "messages", params, args.limit, args.cursor)

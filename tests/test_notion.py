@@ -426,6 +426,63 @@ async def test_query_refuses_unknown_properties_and_impossible_filters_plainly(s
         await connector.query_data_source(notion, connector.QueryInput(data_source_id=projects, sort_property="Nope"))
 
 
+@pytest.mark.parametrize(
+    ("source", "name", "value", "refusal"),
+    [
+        ("Fleet Navigation v2 Tasks", "Due", "notadate", r"'Due' is a date property.*'notadate'.*2026-11-01"),
+        ("Fleet Navigation v2 Tasks", "due", "2026-13-45", r"'Due' is a date property.*'2026-13-45'.*2026-11-01"),
+        ("Northwind Projects", "Progress", "ten", r"'Progress' is a number property.*'ten'.*0\.5 for 50%"),
+        ("Northwind Projects", "Deal size", "nan", r"'Deal size' is a number property.*'nan'.*42"),
+        ("Fleet Navigation v2 Tasks", "ID", "NAV-3", r"'ID' is a unique_id property.*'NAV-3'.*3 for NAV-3"),
+    ],
+)
+async def test_a_filter_value_the_property_cannot_hold_is_refused_with_an_example_before_querying(
+    sandbox: Sandbox, source: str, name: str, value: str, refusal: str
+) -> None:
+    with pytest.raises(BadInput, match=refusal):
+        await connector.query_data_source(
+            notion_of(sandbox),
+            connector.QueryInput(data_source_id=data_source(source), filter_property=name, filter_value=value),
+        )
+    assert not [r for r in sandbox.transport.requests("notion") if r.url.path.endswith("/query")]
+
+
+def test_filter_values_are_read_as_the_property_type_holds_them() -> None:
+    due, done = {"name": "Due", "type": "date", "date": {}}, {"name": "Done", "type": "checkbox", "checkbox": {}}
+    size = {"name": "Size", "type": "number", "number": {"format": "number"}}
+    assert [
+        connector.filter_condition(due, "equals", "2026-09-07"),
+        connector.filter_condition(due, "equals", "2026-09-07T09:30:00Z"),
+        connector.filter_condition(done, "equals", "Yes"),
+        connector.filter_condition(done, "equals", "unchecked"),
+        connector.filter_condition(size, "equals", "2.5"),
+        connector.filter_condition(size, "equals", "-3"),
+    ] == [
+        {"property": "Due", "date": {"equals": "2026-09-07"}},
+        {"property": "Due", "date": {"equals": "2026-09-07T09:30:00+00:00"}},
+        {"property": "Done", "checkbox": {"equals": True}},
+        {"property": "Done", "checkbox": {"equals": False}},
+        {"property": "Size", "number": {"equals": 2.5}},
+        {"property": "Size", "number": {"equals": -3}},
+    ]
+    with pytest.raises(BadInput, match=r"'Done' is a checkbox property.*'maybe'.*true or false"):
+        connector.filter_condition(done, "equals", "maybe")
+
+
+async def test_properties_to_show_must_be_the_data_sources_own(sandbox: Sandbox) -> None:
+    notion, projects = notion_of(sandbox), data_source("Northwind Projects")
+    with pytest.raises(
+        BadInput, match=r"no property 'Nope' or 'Stage' in this data source; it has: Name, Status, Owner"
+    ):
+        await connector.query_data_source(
+            notion, connector.QueryInput(data_source_id=projects, properties=["Status", "Nope", "Stage"])
+        )
+    shown = await connector.query_data_source(
+        notion, connector.QueryInput(data_source_id=projects, properties=["status", "progress"], limit=3)
+    )
+    assert [set(p.properties) for p in shown.pages] == [{"Status", "Progress"}] * 3
+
+
 async def test_query_results_page_without_duplicates_and_can_show_only_some_properties(mcp_client: Client) -> None:
     arguments = {"data_source_id": data_source("Northwind Projects"), "limit": 5, "properties": ["Status"]}
     titles, cursor = [], None

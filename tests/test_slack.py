@@ -516,6 +516,29 @@ async def test_time_bounds_accept_iso_dates_or_slack_ts_and_refuse_the_rest(sand
         await slack.channel_history(connector, slack.ChannelHistoryInput(channel="#general", oldest="last week"))
 
 
+@pytest.mark.parametrize(
+    ("oldest", "latest", "refusal"),
+    [
+        ("2026-09-07", "2026-08-28", r"`oldest` \(2026-09-07\) must be before `latest` \(2026-08-28\)"),
+        (
+            "1793491200.000200",
+            "2026-11-01T00:00:00Z",
+            r"`oldest` \(1793491200.000200, 2026-11-01T00:00:00.000200Z\) must be before `latest` \(2026-11-01T00:00",
+        ),
+        ("2026-11-01T01:00:00+01:00", "1793491200", r"`oldest` .* must be before `latest`"),
+        ("1793491200.000200", "1793491200.000100", r"`oldest` .* must be before `latest`"),
+    ],
+)
+async def test_a_time_range_ending_before_it_starts_is_refused_before_asking_slack(
+    sandbox: Sandbox, oldest: str, latest: str, refusal: str
+) -> None:
+    with pytest.raises(BadInput, match=refusal):
+        await slack.channel_history(
+            slack_connector(sandbox), slack.ChannelHistoryInput(channel="#general", oldest=oldest, latest=latest)
+        )
+    assert sandbox.transport.requests("slack") == []
+
+
 def test_message_markup_is_made_readable() -> None:
     text = "<@U1|ann> and <@U2> see <#C1|general>, <https://x.example|the doc> <!here>"
     assert slack.plain_text(text, {"U2": "Bo"}) == "@ann and @Bo see #general, the doc (https://x.example) @here"
