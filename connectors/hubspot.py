@@ -10,9 +10,11 @@ List pages carry `paging.next.after`; search (`POST .../search`) takes at most 2
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import httpx2
@@ -57,6 +59,36 @@ PROPERTIES: dict[str, tuple[str, ...]] = {
     ),
     "companies": ("name", "domain", "industry", "hs_lastmodifieddate"),
     "contacts": ("firstname", "lastname", "email", "company", "jobtitle", "lastmodifieddate"),
+}
+#: HubSpot's own properties an agent asks for most (a portal may add its own): named when a search uses a
+#: property HubSpot does not know
+COMMON_PROPERTIES: dict[str, tuple[str, ...]] = {
+    "deals": (*PROPERTIES["deals"], "dealtype", "description", "hs_object_id"),
+    "companies": (
+        *PROPERTIES["companies"],
+        "website",
+        "phone",
+        "city",
+        "country",
+        "lifecyclestage",
+        "hubspot_owner_id",
+        "createdate",
+        "hs_object_id",
+    ),
+    "contacts": (*PROPERTIES["contacts"], "phone", "lifecyclestage", "hubspot_owner_id", "createdate", "hs_object_id"),
+}
+ValueKind = Literal["number", "date"]
+#: properties compared as numbers or dates: a filter value that is neither matches nothing, so it is refused
+VALUE_KINDS: dict[str, dict[str, ValueKind]] = {
+    "deals": {
+        "amount": "number",
+        "hs_object_id": "number",
+        "closedate": "date",
+        "createdate": "date",
+        "hs_lastmodifieddate": "date",
+    },
+    "companies": {"hs_object_id": "number", "createdate": "date", "hs_lastmodifieddate": "date"},
+    "contacts": {"hs_object_id": "number", "createdate": "date", "lastmodifieddate": "date"},
 }
 LIST_PAGE_MAX = 100
 SEARCH_PAGE_MAX = 200
@@ -297,7 +329,11 @@ class HubSpotConnector(Connector):
             body["sorts"] = [dict(sort)]
         if state.get("after"):
             body["after"] = state["after"]
-        data = await self.post_json(f"/crm/v3/objects/{object_type}/search", body)
+        try:
+            data = await self.post_json(f"/crm/v3/objects/{object_type}/search", body)
+        except BadInput as refused:
+            named = [f["propertyName"] for f in filters] + ([sort["propertyName"]] if sort else [])
+            raise refused_search(object_type, refused, named) from None
         results = data.get("results") or []
         total = int(data.get("total", len(results)))
         seen += len(results)
@@ -410,6 +446,28 @@ class SearchPage:
     total: int
     next_cursor: str | None
     note: str | None
+
+
+def property_hint(object_type: str) -> str:
+    return (
+        f"Use internal property names (not labels), e.g. {', '.join(COMMON_PROPERTIES[object_type])}; HubSpot lists "
+        "every property with its internal name under Settings > Properties."
+    )
+
+
+def refused_search(object_type: str, refused: BadInput, names: Sequence[str]) -> BadInput:
+    """HubSpot answers a search on a property it does not know with a 400: name the property, and valid ones.
+    The names HubSpot's message quotes are certain; failing those, the ones that are not common properties."""
+    names = list(dict.fromkeys(names))
+    quoted = [n for n in names if f'"{n}"' in refused.message or f"'{n}'" in refused.message]
+    if quoted:
+        blamed = f"HubSpot has no {object_type} property {' or '.join(map(repr, quoted))}."
+    else:
+        unusual = [n for n in names if n not in COMMON_PROPERTIES[object_type]]
+        if not unusual:
+            return refused
+        blamed = f"Check that {' and '.join(map(repr, unusual))} exist: they are not common {object_type} properties."
+    return BadInput(f"{refused.message} {blamed} {property_hint(object_type)}", platform=PLATFORM)
 
 
 def cursor_state(cursor: str | None, via: str) -> dict[str, Any]:
@@ -736,7 +794,35 @@ class CrmSearchResult(ToolOutput):
     next_cursor: str | None = None
 
 
+def is_a(kind: ValueKind, value: str) -> bool:
+    try:
+        if kind == "number":
+            return math.isfinite(float(value))
+        if not value.isdigit():  # digits are epoch milliseconds
+            datetime.fromisoformat(value)
+        return True
+    except ValueError:
+        return False
+
+
+def check_filter_values(object_type: str, filters: Sequence[CrmFilter]) -> None:
+    """A number or date property compared with something else matches nothing in HubSpot: say so instead."""
+    for flt in filters:
+        kind = VALUE_KINDS[object_type].get(flt.property)
+        if kind is None:
+            continue
+        sent = flt.as_hubspot()
+        for value in [*(sent.get("values") or []), sent.get("value"), sent.get("highValue")]:
+            if value is None or is_a(kind, value):
+                continue
+            example = "a number such as 50000" if kind == "number" else "a date as YYYY-MM-DD or epoch milliseconds"
+            raise BadInput(
+                f"{flt.property} is a {kind}: {flt.operator} needs {example}, not {value!r}.", platform=PLATFORM
+            )
+
+
 async def search_crm(hubspot: HubSpotConnector, args: SearchCrmInput) -> CrmSearchResult:
+    check_filter_values(args.object_type, args.filters)
     properties = list(dict.fromkeys([*PROPERTIES[args.object_type], *(args.properties or ())]))
     page = await hubspot.search_page(
         args.object_type,
@@ -747,6 +833,14 @@ async def search_crm(hubspot: HubSpotConnector, args: SearchCrmInput) -> CrmSear
         filters=[f.as_hubspot() for f in args.filters],
         sort={"propertyName": args.sort_by, "direction": args.sort_direction} if args.sort_by else None,
     )
+    returned = {name for r in page.results for name in r.get("properties") or {}}
+    unknown = [p for p in args.properties or () if page.results and p not in returned]
+    if unknown:  # HubSpot leaves a property it does not know out of every record, where others come back null
+        raise BadInput(
+            f"HubSpot has no {args.object_type} property {' or '.join(map(repr, unknown))}. "
+            f"{property_hint(args.object_type)}",
+            platform=PLATFORM,
+        )
     pipelines = await hubspot.pipelines() if args.object_type == "deals" and page.results else {}
     with_properties = args.verbose or bool(args.properties)
     return CrmSearchResult(

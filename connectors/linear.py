@@ -61,6 +61,7 @@ query Projects($first: Int!, $after: String, $filter: ProjectFilter) {{
 }}"""
 
 ISSUE_STATES_PAGE = 250  # Linear's largest page
+TEAMS_PAGE = 250  # a workspace's teams fit in one page
 ISSUE_STATES_PAGES_MAX = 4  # a project's issue counts cover at most its first 1,000 issues
 ISSUE_STATES = "nodes { state { type } } pageInfo { hasNextPage endCursor }"
 
@@ -327,7 +328,26 @@ async def list_issues(linear: LinearConnector, args: ListIssuesInput) -> IssueLi
         )
     issue_filter = {"and": conditions} if conditions else None
     nodes, next_cursor = await linear.page("issues", ISSUES_QUERY, {"filter": issue_filter}, args.limit, args.cursor)
+    if args.team and not nodes and not args.cursor:
+        await require_team(linear, args.team)
     return IssueList(issues=[to_issue(n, args.verbose) for n in nodes], next_cursor=next_cursor)
+
+
+async def require_team(linear: LinearConnector, team: str) -> None:
+    """Linear answers an unknown team in a filter with no issues; say so instead. Asked only when a
+    team filter matched nothing, so the common path costs no extra query."""
+    data = await linear.query(TEAMS_QUERY, {"first": TEAMS_PAGE, "after": None})
+    teams = data["teams"]
+    nodes = teams["nodes"]
+    if any(team.upper() == t["key"].upper() or team.casefold() == t["name"].casefold() for t in nodes):
+        return
+    if (teams.get("pageInfo") or {}).get("hasNextPage"):
+        return  # more teams than one page: the team may be among the rest
+    known = ", ".join(f"{t['key']} ({t['name']})" for t in nodes) or "none"
+    raise NotFound(
+        f"Linear has no team {team!r}; its teams are {known}. Pass a team key or name from linear_list_teams.",
+        platform=PLATFORM,
+    )
 
 
 class GetIssueInput(ToolInput):

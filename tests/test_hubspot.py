@@ -263,6 +263,23 @@ async def test_requests_sent_while_using_every_tool_follow_the_contract(sandbox:
             400,
             "VALIDATION_ERROR",
         ),
+        (
+            TOKEN,
+            "POST",
+            "/crm/v3/objects/deals/search",
+            {"filterGroups": [{"filters": [{"propertyName": "nope", "operator": "EQ", "value": "1"}]}]},
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (
+            TOKEN,
+            "POST",
+            "/crm/v3/objects/contacts/search",
+            {"sorts": [{"propertyName": "nope", "direction": "ASCENDING"}]},
+            400,
+            "VALIDATION_ERROR",
+        ),
+        (TOKEN, "POST", "/crm/v3/objects/companies/search", {"sorts": ["-nope"]}, 400, "VALIDATION_ERROR"),
     ],
     ids=[
         "bad-token",
@@ -272,6 +289,9 @@ async def test_requests_sent_while_using_every_tool_follow_the_contract(sandbox:
         "search-limit-over-200",
         "seven-filter-groups",
         "unknown-operator",
+        "unknown-filter-property",
+        "unknown-sort-property",
+        "unknown-sort-property-as-text",
     ],
 )
 async def test_sandbox_errors_have_hubspots_body(
@@ -428,6 +448,76 @@ async def test_search_pages_follow_hubspots_after(sandbox: Sandbox) -> None:
     assert len(first.results) == 2 and len(second.results) == 1 and second.next_cursor is None
     bodies = [json.loads(r.content) for r in sandbox.transport.requests("hubspot") if r.url.path.endswith("/search")]
     assert "after" not in bodies[0] and bodies[1]["after"] == "2"
+
+
+@pytest.mark.parametrize(
+    ("arguments", "common"),
+    [
+        ({"filters": [{"property": "nope", "value": "x"}]}, "dealname, amount, dealstage"),
+        ({"object_type": "companies", "query": "Harbor", "sort_by": "nope"}, "name, domain, industry"),
+        ({"object_type": "contacts", "properties": ["jobtitle", "nope"]}, "firstname, lastname, email"),
+    ],
+    ids=["filter", "sort", "properties"],
+)
+async def test_an_unknown_property_is_an_error_naming_it_and_the_common_ones(
+    mcp_client: Client, arguments: dict[str, Any], common: str
+) -> None:
+    result = await mcp_client.call_tool("hubspot_search_crm", arguments)
+    assert result.is_error
+    text = result.content[0].text  # type: ignore[union-attr]
+    object_type = arguments.get("object_type", "deals")
+    assert f"no {object_type} property 'nope'" in text
+    assert common in text and "internal name" in text
+    assert "'jobtitle'" not in text  # only the unknown one is blamed
+
+
+async def test_hubspots_refusal_names_the_property_it_does_not_know_even_when_its_message_does_not() -> None:
+    def handler(request: httpx2.Request) -> httpx2.Response:
+        body = {"status": "error", "message": "There was a problem with the request.", "category": "VALIDATION_ERROR"}
+        return httpx2.Response(400, json={**body, "correlationId": "00000000-0000-0000-0000-000000000000"})
+
+    from sophia_mcp.config import Settings
+
+    settings = Settings(_env_file=None, hubspot_token=SecretStr("pat-na1-x"))  # type: ignore[call-arg]
+    connector = hubspot.HubSpotConnector(settings, httpx2.MockTransport(handler))
+    args = hubspot.SearchCrmInput(
+        filters=[
+            hubspot.CrmFilter(property="dealname", value="Polar"),
+            hubspot.CrmFilter(property="my_custom_score", operator="HAS_PROPERTY"),
+        ]
+    )
+    with pytest.raises(BadInput) as caught:
+        await hubspot.search_crm(connector, args)
+    assert "There was a problem with the request." in caught.value.message
+    assert "'my_custom_score'" in caught.value.message and "'dealname'" not in caught.value.message
+    await connector.aclose()
+
+
+@pytest.mark.parametrize(
+    ("flt", "problem"),
+    [
+        ({"property": "amount", "operator": "GT", "value": "abc"}, "amount is a number"),
+        ({"property": "closedate", "operator": "LT", "value": "next week"}, "closedate is a date"),
+        ({"property": "amount", "operator": "BETWEEN", "value": "1", "high_value": "lots"}, "'lots'"),
+        ({"property": "createdate", "operator": "IN", "values": ["2026-01-01", "soon"]}, "'soon'"),
+    ],
+    ids=["gt-text-on-number", "lt-text-on-date", "between-high-value", "in-values"],
+)
+async def test_a_value_that_is_no_number_or_date_is_refused_before_searching(
+    sandbox: Sandbox, flt: dict[str, Any], problem: str
+) -> None:
+    args = hubspot.SearchCrmInput(filters=[hubspot.CrmFilter(**flt)])
+    with pytest.raises(BadInput, match=r"needs a (number|date)") as caught:
+        await hubspot.search_crm(connector_of(sandbox), args)
+    assert problem in caught.value.message
+    assert not [r for r in sandbox.transport.requests("hubspot") if r.url.path.endswith("/search")]
+
+
+@pytest.mark.parametrize("value", ["2026-01-01", "2026-01-01T00:00:00Z", "1767225600000"])
+async def test_dates_as_iso_or_epoch_milliseconds_are_accepted(sandbox: Sandbox, value: str) -> None:
+    args = hubspot.SearchCrmInput(filters=[hubspot.CrmFilter(property="closedate", operator="GTE", value=value)])
+    found = await hubspot.search_crm(connector_of(sandbox), args)
+    assert found.total > 0
 
 
 def test_search_limit_and_filters_are_bounded_by_the_schema() -> None:

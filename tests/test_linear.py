@@ -11,6 +11,8 @@ import httpx2
 import pytest
 from inline_snapshot import snapshot
 from mcp import Client
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 
 from connectors import linear
 from sophia_mcp.config import Settings
@@ -103,6 +105,43 @@ async def test_issue_filters_narrow_the_list(mcp_client: Client) -> None:
     issues = result.structured_content["issues"]
     assert issues and all(i["team"] == "PLT" and i["state_type"] == "completed" for i in issues)
     assert all("description" not in i or i["description"] is None for i in issues)
+
+
+async def test_an_unknown_team_is_not_found_and_names_the_teams_that_exist(mcp_client: Client) -> None:
+    result = await mcp_client.call_tool("linear_list_issues", {"team": "ZZZ"})
+    assert result.is_error
+    text = result.content[0].text  # type: ignore[union-attr]
+    assert "no team 'ZZZ'" in text and "linear_list_teams" in text
+    assert all(team in text for team in ("AUT (Autonomy)", "PLT (Platform)", "SAL (Sales)"))
+
+
+async def test_a_team_by_key_or_name_in_any_case_is_found(sandbox: Sandbox) -> None:
+    connector = sandbox.service().connector("linear")
+    for team in ("aut", "autonomy", "AUTONOMY"):
+        issues = await linear.list_issues(connector, linear.ListIssuesInput(team=team))  # type: ignore[arg-type, call-arg]
+        assert issues.issues and {i.team for i in issues.issues} == {"AUT"}
+
+
+async def test_checking_the_team_costs_a_query_only_when_nothing_matched(sandbox: Sandbox) -> None:
+    connector = sandbox.service().connector("linear")
+    found = await linear.list_issues(connector, linear.ListIssuesInput(team="PLT"))  # type: ignore[arg-type, call-arg]
+    assert found.issues and len(sandbox.transport.requests("linear")) == 1
+    # a team that exists but has no such issues: an empty list, not an error
+    args = linear.ListIssuesInput(team="Sales", assignee="nobody-at-all")  # type: ignore[call-arg]
+    empty = await linear.list_issues(connector, args)  # type: ignore[arg-type]
+    assert empty.issues == [] and empty.next_cursor is None
+    assert ["teams" in json.loads(r.content)["query"] for r in sandbox.transport.requests("linear")] == [
+        False,
+        False,
+        True,
+    ]
+
+
+async def test_triage_of_an_unknown_team_names_the_teams_that_exist(mcp_client: Client) -> None:
+    with pytest.raises(MCPError) as error:
+        await mcp_client.get_prompt("triage", {"platform": "linear", "team": "ZZZ"})
+    assert error.value.error.code == INVALID_PARAMS
+    assert "no team 'ZZZ'" in error.value.error.message and "AUT (Autonomy)" in error.value.error.message
 
 
 async def test_a_wrong_api_key_says_which_setting_to_fix(sandbox: Sandbox) -> None:

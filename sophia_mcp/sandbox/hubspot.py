@@ -627,6 +627,10 @@ def search(object_type: str, body: Mapping[str, Any]) -> Node:
     if offset >= SEARCH_RESULTS_MAX:
         raise invalid(f"Paging beyond {SEARCH_RESULTS_MAX} results is not supported; narrow the search.")
     groups = validated_filter_groups(body)
+    order = sort_key(body)
+    for name in [f["propertyName"] for group in groups for f in group] + ([order[0]] if order else []):
+        if name not in defined_properties(object_type):  # HubSpot refuses these; it ignores unknown `properties`
+            raise invalid(f'Property "{name}" does not exist on {object_type}.')
     words = str(body.get("query") or "").lower().split()
     properties = body.get("properties") or None
     if properties is not None and not (isinstance(properties, list) and all(isinstance(p, str) for p in properties)):
@@ -640,7 +644,6 @@ def search(object_type: str, body: Mapping[str, Any]) -> Node:
         if not all(word in text for word in words):
             continue
         found.append(obj)
-    order = sort_key(body)
     if order is not None:
         name, descending = order
         present = [o for o in found if comparable(name, o["properties"].get(name)) is not None]
