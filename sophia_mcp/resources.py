@@ -11,7 +11,6 @@ none, so over HTTP a 2025 subscription is acknowledged but cannot be delivered: 
 from __future__ import annotations
 
 import logging
-import re
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -22,11 +21,9 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 from mcp.server.mcpserver.resources import FunctionResource
 from mcp.server.subscriptions import InMemorySubscriptionBus, ResourceUpdated
-from mcp.shared.exceptions import MCPError
-from mcp_types import INVALID_PARAMS, EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
+from mcp_types import EmptyResult, SubscribeRequestParams, UnsubscribeRequestParams
 
 from sophia_mcp.cache import CacheKey
-from sophia_mcp.config import PLATFORMS
 from sophia_mcp.errors import NotFound, SophiaError, UnknownPlatform
 from sophia_mcp.models import ProjectPage, ToolOutput
 from sophia_mcp.service import Service
@@ -35,7 +32,6 @@ log = logging.getLogger("sophia_mcp.resources")
 
 PROJECTS_TEMPLATE = "sophia://{platform}/projects"
 PROJECT_TEMPLATE = "sophia://{platform}/projects/{id}"
-RESOURCE_URI = re.compile(r"sophia://(?P<platform>[^/]+)/projects(/[^/]+)?")  # what the templates expand to
 JSON = "application/json"
 SUBSCRIBED = "sophia.subscribed_uris"  # key in a connection's state: the URIs it subscribed to
 
@@ -123,13 +119,6 @@ class ResourceSubscriptions:
         )
 
     async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: SubscribeRequestParams) -> EmptyResult:
-        match = RESOURCE_URI.fullmatch(str(params.uri))
-        if match is None or match["platform"] not in PLATFORMS:
-            raise MCPError(
-                code=INVALID_PARAMS,
-                message=f"no resource {params.uri}: subscribe to sophia://<platform>/projects or "
-                f"sophia://<platform>/projects/<id>, <platform> one of {', '.join(PLATFORMS)}",
-            )
         connection = connection_of(ctx)
         if connection.has_standalone_channel:
             connection.state.setdefault(SUBSCRIBED, set()).add(str(params.uri))
