@@ -34,7 +34,7 @@ from mcp_types import (
     ToolAnnotations,
 )
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import PrivateAttr
+from pydantic import PrivateAttr, ValidationError
 
 from sophia_mcp import __version__
 from sophia_mcp.errors import SophiaError
@@ -169,12 +169,39 @@ class ReusedResult(CallToolResult):
         return dict(self._wire)
 
 
+class ArgumentsAsGiven(FuncMetadata):
+    """Hands a tool the arguments as the client sent them (JSON-in-strings parsed, as the SDK does), for
+    `run` to validate: the SDK would answer a mistake with pydantic's report, type codes and all."""
+
+    def validate_arguments(self, arguments_to_validate: dict[str, Any]) -> dict[str, Any]:
+        return {"arguments": self.pre_parse_json(arguments_to_validate)}
+
+
+def arguments_error(spec: ToolSpec, error: ValidationError) -> str:
+    """A tool's argument mistakes, one clause each, in words a model can act on."""
+    fields = spec.input_model.model_fields
+    problems = []
+    for e in error.errors(include_url=False):
+        name = ".".join(str(part) for part in e["loc"]) or "arguments"
+        if e["type"] == "extra_forbidden":
+            problems.append(f"{name}: no such argument (this tool takes {', '.join(fields)})")
+        elif e["type"] == "missing":
+            problems.append(f"{name}: required")
+        else:
+            given = repr(e["input"])
+            problems.append(f"{name}: {e['msg']} (got {given if len(given) <= 40 else given[:39] + '…'})")
+    return "invalid arguments: " + "; ".join(problems) + ". The tool's inputSchema lists what it takes."
+
+
 def tool_from_spec(spec: ToolSpec, service: Service) -> Tool:
     # the service returns the same output object while nothing changed (`sophia_mcp.memo`): so does this
     results: IdentityMemo[ReusedResult] = IdentityMemo(max_keys=1)
 
-    async def run(ctx: Context, **arguments: Any) -> CallToolResult:
-        args = spec.input_model.model_construct(**arguments)
+    async def run(ctx: Context, arguments: dict[str, Any]) -> CallToolResult:
+        try:
+            args = spec.input_model.model_validate(arguments)
+        except ValidationError as exc:
+            raise ToolError(arguments_error(spec, exc)) from None
         feedback = ClientFeedback(ctx, service.settings.log_level.lower())  # type: ignore[arg-type]
         tokens = progress_reporter.set(feedback.progress), current_feedback.set(feedback)
         started = time.perf_counter()
@@ -205,7 +232,7 @@ def tool_from_spec(spec: ToolSpec, service: Service) -> Tool:
         title=spec.title,
         description=spec.description,
         parameters=spec.input_model.model_json_schema(by_alias=True),
-        fn_metadata=FuncMetadata(arg_model=spec.input_model, output_schema=output_schema),
+        fn_metadata=ArgumentsAsGiven(arg_model=spec.input_model, output_schema=output_schema),
         is_async=True,
         context_kwarg="ctx",
         annotations=ToolAnnotations(

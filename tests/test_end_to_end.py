@@ -145,7 +145,11 @@ async def test_malformed_json_rpc_gets_an_error_and_the_server_keeps_serving(htt
         wrong_type = (await http.post("/mcp", json=call)).json()
         assert wrong_type["result"]["isError"] is True
         message = wrong_type["result"]["content"][0]["text"]
-        assert "limit" in message and "errors.pydantic.dev" not in message
+        assert "invalid arguments: limit: Input should be a valid integer" in message and "(got 'x')" in message
+        assert "errors.pydantic.dev" not in message and "type=" not in message and "validation error for" not in message
+        call["params"]["arguments"] = {"limti": 5}
+        typo = (await http.post("/mcp", json=call)).json()["result"]["content"][0]["text"]
+        assert "limti: no such argument (this tool takes" in typo and "limit" in typo
 
         from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE
 
