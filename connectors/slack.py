@@ -667,8 +667,10 @@ class SearchMessagesOutput(ToolOutput):
 
 
 async def search_messages(slack: SlackConnector, args: SearchMessagesInput) -> SearchMessagesOutput:
-    page = int(decode_cursor(PLATFORM, args.cursor).get("page", 1))
-    params = {"query": args.query, "count": args.limit, "page": page, "sort": args.sort, "sort_dir": "desc"}
+    state = decode_cursor(PLATFORM, args.cursor)
+    # Slack pages by number at a page size: a later page keeps the size it was counted in, whatever the limit
+    page, count = int(state.get("page", 1)), int(state.get("count", args.limit))
+    params = {"query": args.query, "count": count, "page": page, "sort": args.sort, "sort_dir": "desc"}
     body = await slack.call("search.messages", params, user_token=True)
     found = body.get("messages") or {}
     matches = []
@@ -691,7 +693,7 @@ async def search_messages(slack: SlackConnector, args: SearchMessagesInput) -> S
     return SearchMessagesOutput(
         total=int(found.get("total") or 0),
         matches=matches,
-        next_cursor=encode_cursor(PLATFORM, {"page": page + 1}) if page < pages else None,
+        next_cursor=encode_cursor(PLATFORM, {"page": page + 1, "count": count}) if page < pages else None,
     )
 
 

@@ -612,3 +612,21 @@ async def test_slacks_own_python_client_works_against_the_sandbox() -> None:
             "bot_search": "not_allowed_token_type",
         }
     )
+
+
+async def test_search_pages_keep_their_size_when_the_limit_changes_between_pages(mcp_client: Client) -> None:
+    async def every_match(limits: list[int]) -> list[str]:
+        seen: list[str] = []
+        cursor = None
+        for turn in range(200):
+            arguments = {"query": "the", "limit": limits[turn % len(limits)], **({"cursor": cursor} if cursor else {})}
+            page = (await mcp_client.call_tool("slack_search_messages", arguments)).structured_content or {}
+            seen += [f"{m['channel_id']}:{m['ts']}" for m in page["matches"]]
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return seen
+        raise AssertionError("never reached the last page")
+
+    steady = await every_match([20])
+    assert len(steady) > 40 and len(set(steady)) == len(steady)
+    assert await every_match([20, 7, 50]) == steady  # nothing skipped or repeated
