@@ -666,6 +666,9 @@ class SearchMessagesOutput(ToolOutput):
     next_cursor: str | None = None
 
 
+SEARCH_PAGES_MAX = 100  # search.messages: `page` goes up to 100
+
+
 async def search_messages(slack: SlackConnector, args: SearchMessagesInput) -> SearchMessagesOutput:
     state = decode_cursor(PLATFORM, args.cursor)
     # Slack pages by number at a page size: a later page keeps the size it was counted in, whatever the limit
@@ -690,10 +693,18 @@ async def search_messages(slack: SlackConnector, args: SearchMessagesInput) -> S
             )
         )
     pages = int((found.get("paging") or {}).get("pages") or 0)
+    capped = pages > SEARCH_PAGES_MAX and page >= SEARCH_PAGES_MAX  # Slack serves page 100 for any later one
     return SearchMessagesOutput(
         total=int(found.get("total") or 0),
         matches=matches,
-        next_cursor=encode_cursor(PLATFORM, {"page": page + 1, "count": count}) if page < pages else None,
+        next_cursor=encode_cursor(PLATFORM, {"page": page + 1, "count": count})
+        if page < min(pages, SEARCH_PAGES_MAX)
+        else None,
+        truncated=capped,
+        note=f"Slack serves the first {SEARCH_PAGES_MAX} pages of a search only; ask again with a larger limit "
+        "(up to 100 a page) or a narrower query for the rest."
+        if capped
+        else None,
     )
 
 

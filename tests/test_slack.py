@@ -18,6 +18,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from connectors import slack
+from connectors.base import encode_cursor
 from sophia_mcp.errors import (
     BadInput,
     Forbidden,
@@ -630,3 +631,14 @@ async def test_search_pages_keep_their_size_when_the_limit_changes_between_pages
     steady = await every_match([20])
     assert len(steady) > 40 and len(set(steady)) == len(steady)
     assert await every_match([20, 7, 50]) == steady  # nothing skipped or repeated
+
+
+async def test_search_stops_at_slacks_hundredth_page_and_says_so(sandbox: Sandbox) -> None:
+    """search.messages serves page 100 for any later page: the cursor ends there, with a note."""
+    connector = slack_connector(sandbox)
+    at = {n: encode_cursor(slack.PLATFORM, {"page": n, "count": 1}) for n in (99, 100)}
+    before = await slack.search_messages(connector, slack.SearchMessagesInput(query="the", limit=1, cursor=at[99]))
+    last = await slack.search_messages(connector, slack.SearchMessagesInput(query="the", limit=1, cursor=at[100]))
+    assert last.total > 100, "the search should match more than 100 messages, or this test proves nothing"
+    assert before.next_cursor and not before.truncated
+    assert last.next_cursor is None and last.truncated and "first 100 pages" in (last.note or "")
