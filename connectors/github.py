@@ -402,9 +402,12 @@ class GitHubConnector(Connector):
             params = {"q": f"{query} {scope} is:{kind}", "per_page": min(limit, MAX_PER_PAGE)}
             found[kind] = (await self.get_json("/search/issues", params))["items"]
 
-        async with anyio.create_task_group() as tg:
-            for kind in ("issue", "pr"):
-                tg.start_soon(one, kind)
+        try:
+            async with anyio.create_task_group() as tg:
+                for kind in ("issue", "pr"):
+                    tg.start_soon(one, kind)
+        except BaseExceptionGroup as group:  # the error itself (a rate limit, say), not "failed unexpectedly"
+            raise next((e for e in group.exceptions if isinstance(e, SophiaError)), group) from None
         items = sorted(found["issue"] + found["pr"], key=lambda i: (i.get("score", 0), i["updated_at"]), reverse=True)
         return [to_search_hit(i) for i in items[:limit]]
 

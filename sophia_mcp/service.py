@@ -270,7 +270,12 @@ class Service:
 
         async def call() -> ToolOutput:
             page = PagePosition.of(spec.name, arguments, args)
-            run_args = args if page is None else args.model_copy(update={"cursor": page.cursor})
+            run_args = args
+            if page is not None:
+                resumed = {"cursor": page.cursor}
+                if page.skip and hasattr(args, "limit"):  # the rest of a cut page: read it at its own size
+                    resumed["limit"] = page.limit if page.limit is not None else type(args).model_fields["limit"].default
+                run_args = args.model_copy(update=resumed)
             if spec.toolset == CORE_TOOLSET:
                 output = await spec.handler(self, run_args)
             else:
@@ -285,9 +290,9 @@ class Service:
         async def platform_tool(run_args: ToolInput, page: PagePosition | None) -> ToolOutput:
             connector = self.connector(spec.toolset)
             if spec.cacheable:
-                key_arguments = {k: v for k, v in arguments.items() if k != "fresh"}  # same data either way
-                if page is not None:
-                    key_arguments["cursor"] = page.cursor  # the platform's page, however it was reached
+                # the platform's page, however it was reached; `fresh` gives the same data either way
+                given = arguments if page is None else run_args.model_dump(mode="json", exclude_defaults=True)
+                key_arguments = {k: v for k, v in given.items() if k != "fresh"}
                 output, freshness = await self.read(
                     connector,
                     spec.name,
@@ -627,6 +632,7 @@ class PagePosition:
     cursor: str | None
     skip: int = 0
     items: str = ""
+    limit: int | None = None  # the size of the page the entries were cut from: it is read again at that size
 
     @staticmethod
     def of(tool: str, arguments: Mapping[str, Any], args: ToolInput) -> PagePosition | None:
@@ -639,7 +645,10 @@ class PagePosition:
                 f"this cursor belongs to a {tool} call with other arguments: repeat that call's arguments "
                 "(limit may change) with the cursor, or omit the cursor for the first page.",
             )
-        return PagePosition(state.get("c"), int(state.get("k", 0)), str(state.get("l", "")))
+        try:
+            return PagePosition(state.get("c"), int(state.get("k", 0)), str(state.get("l", "")), state.get("n"))
+        except (TypeError, ValueError):
+            raise BadInput(f"cursor is not valid here: pass the `next_cursor` value exactly as {tool} returned it.") from None
 
 
 def listing_digest(arguments: Mapping[str, Any]) -> str:
@@ -657,6 +666,10 @@ def seal_cursor(tool: str, arguments: Mapping[str, Any], output: ToolOutput, pag
     if cut:
         skip = page.skip if page is not None else 0
         state |= {"c": page.cursor if page is not None else None, "k": skip + len(getattr(fitted, cut)), "l": cut}
+        if page is not None and page.limit is not None:
+            state["n"] = page.limit
+        elif "limit" in arguments:
+            state["n"] = arguments["limit"]
     elif fitted.next_cursor:  # type: ignore[attr-defined]
         state["c"] = fitted.next_cursor  # type: ignore[attr-defined]
     else:

@@ -754,3 +754,10 @@ async def test_status_is_read_on_a_board_with_more_fields_than_a_page_of_values(
 def test_packaged_schema_is_the_published_one(specs_dir: Path) -> None:
     packaged = Path(github.__file__).parents[1] / "sophia_mcp" / "sandbox" / "schemas" / "github.graphql"
     assert packaged.read_bytes() == (specs_dir / "github" / "graphql" / "github.schema.graphql").read_bytes()
+
+
+async def test_a_refused_cross_platform_search_reports_its_own_error(sandbox: Sandbox) -> None:
+    gh = connector(sandbox)
+    gh.search_bucket.tokens = -100  # the search budget spent for minutes: both searches are refused
+    with pytest.raises(RateLimited, match="GitHub search"):
+        await gh.search("telemetry", 5)  # not an ExceptionGroup, which the service reports as an internal error

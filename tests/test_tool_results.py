@@ -127,3 +127,21 @@ async def test_cross_platform_project_pages_cut_to_the_budget_still_page_through
     large, cut = await every_project(200)
     assert cut, "a 200-project page should exceed the size budget, or this test proves nothing"
     assert sorted(large) == sorted(small) and len(set(large)) == len(large)
+
+
+async def test_the_rest_of_a_cut_page_comes_whole_even_when_the_limit_changes(mcp_client: Client) -> None:
+    first = (await mcp_client.call_tool("linear_list_issues", {"limit": 100, "verbose": True})).structured_content or {}
+    assert first["truncated"], "the verbose page should exceed the size budget, or this test proves nothing"
+    seen, cursor, limits = [i["identifier"] for i in first["issues"]], first["next_cursor"], iter([50, 1, 1, 7] + [100] * 20)
+    while cursor:
+        arguments = {"limit": next(limits), "verbose": True, "cursor": cursor}
+        page = (await mcp_client.call_tool("linear_list_issues", arguments)).structured_content or {}
+        seen += [i["identifier"] for i in page["issues"]]
+        cursor = page.get("next_cursor")
+    everything, cursor = [], None
+    while True:
+        page = (await mcp_client.call_tool("linear_list_issues", {"limit": 25, **({"cursor": cursor} if cursor else {})})).structured_content or {}
+        everything += [i["identifier"] for i in page["issues"]]
+        if not (cursor := page.get("next_cursor")):
+            break
+    assert seen == everything
