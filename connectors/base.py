@@ -57,11 +57,19 @@ class TokenBucket:
         self.tokens = float(spec.burst)
         self.updated = time.monotonic()
 
-    def delay_for_one(self) -> float:
-        """Take one token; return how long the caller must wait before using it."""
+    def _refill(self) -> None:
         now = time.monotonic()
         self.tokens = min(self.spec.burst, self.tokens + (now - self.updated) * self.spec.per_second)
         self.updated = now
+
+    def free_now(self) -> int:
+        """How many tokens can be taken at once without waiting (none is taken)."""
+        self._refill()
+        return max(0, int(self.tokens))
+
+    def delay_for_one(self) -> float:
+        """Take one token; return how long the caller must wait before using it."""
+        self._refill()
         self.tokens -= 1
         return 0.0 if self.tokens >= 0 else -self.tokens / self.spec.per_second
 
@@ -85,9 +93,7 @@ class TokenBucket:
 
     def hold_off(self, seconds: float) -> None:
         """The platform said wait (Retry-After): the next token is `seconds` away, for every caller."""
-        now = time.monotonic()
-        self.tokens = min(self.spec.burst, self.tokens + (now - self.updated) * self.spec.per_second)
-        self.updated = now
+        self._refill()
         self.tokens = min(self.tokens, 1 - seconds * self.spec.per_second)
 
 

@@ -368,19 +368,6 @@ def user_display_name(user: dict[str, Any]) -> str:
     return user.get("real_name") or profile.get("real_name") or profile.get("display_name") or user.get("name") or ""
 
 
-def calls_free_now(bucket: TokenBucket, wanted: int) -> int:
-    """How many of `wanted` calls `bucket` allows at once, without waiting; it keeps its tokens."""
-    taken = free = 0
-    while free < wanted:
-        taken += 1
-        if bucket.delay_for_one() > 0:
-            break
-        free += 1
-    for _ in range(taken):
-        bucket.give_back()
-    return free
-
-
 class UserNames:
     """Names for user ids, looked up once per tool call with users.info, as far as its budget allows
     without waiting; a name that cannot be looked up stays the user id (only a bad token is an error)."""
@@ -397,7 +384,7 @@ class UserNames:
                 wanted.add(message["user"])
             wanted.update(m[1] for m in MENTION.findall(message.get("text") or "") if m[0] == "@")
         missing = sorted(wanted - set(self.names))
-        free = calls_free_now(self.slack.tiers["users.info"], len(missing))
+        free = min(len(missing), self.slack.tiers["users.info"].free_now())
         errors: list[SophiaError] = []
 
         async def one(user_id: str) -> None:

@@ -677,13 +677,9 @@ def seal_cursor(tool: str, arguments: Mapping[str, Any], output: ToolOutput, pag
     return fitted.model_copy(update={"next_cursor": encode_cursor(tool, state)})
 
 
-def fit_to_budget(output: ToolOutput, max_chars: int = MAX_RESULT_CHARS) -> ToolOutput:
-    """Cut the longest list in a result until it fits the budget, and say so plainly."""
-    return fit_within_budget(output, max_chars)[0]
-
-
 def fit_within_budget(output: ToolOutput, max_chars: int = MAX_RESULT_CHARS) -> tuple[ToolOutput, str | None]:
-    """`fit_to_budget`, and the name of the list it cut (None when it fits)."""
+    """Cut the longest list in a result until it fits the budget, and say so plainly; also the name of
+    the list it cut (None when it fits)."""
     size = len(output.model_dump_json(exclude_none=True))
     if size <= max_chars:
         return output, None
